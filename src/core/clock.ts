@@ -1,0 +1,65 @@
+/**
+ * Time, injectable. Everything in Sluice that waits on the calendar (leases,
+ * backoff, delayed delivery, retention by age, rate windows) asks a `Clock`,
+ * so tests advance a fake clock instead of sleeping.
+ */
+export interface Clock {
+  /** Milliseconds since the Unix epoch. */
+  now(): number
+  /** Calls `fn` once `ms` from now; the returned function cancels it. Timers never keep the process alive. */
+  setTimer(fn: () => void, ms: number): () => void
+}
+
+/** The real clock. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimer(fn, ms) {
+    const timer = setTimeout(fn, Math.max(0, ms))
+    timer.unref()
+    return () => clearTimeout(timer)
+  },
+}
+
+/** A clock that moves only when told to; for tests. */
+export class FakeClock implements Clock {
+  private current: number
+  private timers: { at: number; seq: number; fn: () => void }[] = []
+  private seq = 0
+
+  constructor(startMs = Date.UTC(2026, 0, 1)) {
+    this.current = startMs
+  }
+
+  now(): number {
+    return this.current
+  }
+
+  setTimer(fn: () => void, ms: number): () => void {
+    const timer = { at: this.current + Math.max(0, ms), seq: this.seq++, fn }
+    this.timers.push(timer)
+    return () => {
+      this.timers = this.timers.filter((t) => t !== timer)
+    }
+  }
+
+  /** Moves time forward by `ms`, firing due timers in time order. */
+  advance(ms: number): void {
+    const target = this.current + ms
+    for (;;) {
+      let next: (typeof this.timers)[number] | undefined
+      for (const t of this.timers) {
+        if (t.at <= target && (next === undefined || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t
+      }
+      if (next === undefined) break
+      this.timers = this.timers.filter((t) => t !== next)
+      this.current = Math.max(this.current, next.at)
+      next.fn()
+    }
+    this.current = target
+  }
+
+  /** How many timers are waiting. */
+  get pendingTimers(): number {
+    return this.timers.length
+  }
+}

@@ -1,0 +1,115 @@
+import type { PayloadFormat } from './codec.ts'
+
+/**
+ * The public types of Sluice. Words follow SEMANTICS.md: topic, partition,
+ * message, offset, key, subscription, consumer, lease, ack, nack, receipt.
+ */
+
+export const Durability = { Fsync: 'fsync', Interval: 'interval', Memory: 'memory' } as const
+/**
+ * When a publish counts as stored:
+ * - `fsync`: on disk and fsynced (concurrent publishes share one fsync);
+ * - `interval`: written to the OS, fsynced every `fsyncIntervalMs` (a machine crash can lose that interval);
+ * - `memory`: held in memory, gone on restart.
+ */
+export type Durability = (typeof Durability)[keyof typeof Durability]
+
+/** Headers: a plain object of string values. */
+export type Headers = Record<string, string>
+
+export interface RetentionConfig {
+  /** Delete whole segments whose newest message is older than this, read or not. */
+  readonly maxAgeMs?: number
+  /** Delete the oldest whole segments while a partition holds more than this, read or not. */
+  readonly maxBytes?: number
+}
+
+/** What `createTopic` accepts; every field is optional and has a default. */
+export interface TopicConfig {
+  /** Fixed at creation. Default 1; at most 1024. */
+  readonly partitions?: number
+  /** Default `fsync` on disk (`memory` on a `memory:` engine). */
+  readonly durability?: Durability
+  /** With `interval` durability: how often the log is fsynced. Default 100. */
+  readonly fsyncIntervalMs?: number
+  /** Age/size retention (stream semantics). By default messages are kept until every subscription has acknowledged them. */
+  readonly retention?: RetentionConfig
+  /** The largest message (payload + key + headers), in bytes. Default 1 MiB, at most 64 MiB. */
+  readonly maxMessageBytes?: number
+  /** Size at which a partition's log rolls to a new segment. Default 64 MiB. */
+  readonly segmentBytes?: number
+}
+
+/** A topic as it exists: its full configuration with defaults filled in. */
+export interface TopicInfo {
+  readonly name: string
+  readonly partitions: number
+  readonly durability: Durability
+  readonly fsyncIntervalMs: number
+  readonly retention: { readonly maxAgeMs: number | null; readonly maxBytes: number | null }
+  readonly maxMessageBytes: number
+  readonly segmentBytes: number
+  /** Milliseconds since the epoch. */
+  readonly createdAt: number
+}
+
+export interface PublishOptions {
+  /** Chooses the partition (Kafka's murmur2) and orders messages under `ordering: 'key'`. */
+  readonly key?: string | null
+  /** The message id; a time-ordered UUIDv7 is generated when absent. */
+  readonly id?: string
+  readonly headers?: Headers
+  /** Invisible to subscriptions for this long. */
+  readonly delayMs?: number
+  /** Invisible to subscriptions until then (ms since the epoch or a Date). */
+  readonly deliverAt?: number | Date
+}
+
+/** One message of `publishBatch`. */
+export interface OutgoingMessage<T = unknown> extends PublishOptions {
+  readonly data: T
+}
+
+/** What a stored publish resolves to. */
+export interface Receipt {
+  readonly id: string
+  readonly partition: number
+  readonly offset: number
+  /** True when this publish was recognised as a retry of one already stored; the fields are the first one's. */
+  readonly duplicate: boolean
+}
+
+/** A message as stored in a partition. */
+export interface StoredMessage<T = unknown> {
+  readonly id: string
+  readonly key: string | null
+  readonly data: T
+  readonly headers: Headers
+  readonly topic: string
+  readonly partition: number
+  readonly offset: number
+  /** When it was stored, ms since the epoch. */
+  readonly timestamp: number
+  /** When it becomes visible to subscriptions (ms since the epoch), if delayed. */
+  readonly deliverAt: number | null
+}
+
+/**
+ * A message as the driver stores it: payload still encoded. Crosses the
+ * driver boundary; core encodes before and decodes after.
+ */
+export interface AppendRecord {
+  readonly id: string
+  readonly key: string | null
+  readonly headers: Headers
+  readonly payload: Uint8Array
+  readonly format: PayloadFormat
+  /** 0 when visible at once. */
+  readonly deliverAt: number
+}
+
+export interface StoredRecord extends AppendRecord {
+  readonly partition: number
+  readonly offset: number
+  readonly timestamp: number
+}

@@ -1,0 +1,395 @@
+import { join } from 'node:path'
+import { systemClock, type Clock } from '../core/clock.ts'
+import type { Capabilities, Driver } from '../core/driver.ts'
+import { asSluiceError, ErrorCode, sluiceError } from '../core/errors.ts'
+import { limits } from '../core/limits.ts'
+import {
+  Durability,
+  type AppendRecord,
+  type Receipt,
+  type StoredRecord,
+  type TopicConfig,
+  type TopicInfo,
+} from '../core/types.ts'
+import {
+  checkInteger,
+  checkTopicConfig,
+  checkTopicName,
+  topicConfigConflicts,
+  topicInfoFrom,
+} from '../core/validate.ts'
+import { FileLog } from './log/file-log.ts'
+import { nodeFileSystem, type FileSystem } from './log/files.ts'
+import { MemoryLog } from './log/memory-log.ts'
+import type { PartitionLog, RecoveryReport } from './log/partition-log.ts'
+import { messageBytes, type LogRecord, type RecordDraft } from './log/record.ts'
+import { DirLock } from './lock.ts'
+import { Topic } from './topic.ts'
+
+/**
+ * The embedded engine: topics as partitioned logs in a data directory
+ * (`file:`) or in memory (`memory:`). Implements the driver contract.
+ *
+ * Data directory layout:
+ *   LOCK                                 the owning process
+ *   topics/<topic>/topic.json            configuration, written last: a topic without it was never created
+ *   topics/<topic>/<partition>/*.log     segments, *.idx their sparse indexes
+ *   trash/                               topics being deleted
+ */
+
+export interface EngineOptions {
+  /** The data directory; absent for a memory-only engine. */
+  readonly dir?: string
+  readonly clock?: Clock
+  /** The file layer (fault tests put one below the engine). */
+  readonly fs?: FileSystem
+  /** Bytes of recent records each partition keeps in memory for reads. Default 4 MiB. */
+  readonly cacheBytesPerPartition?: number
+  /** How often retention runs. Default 5000. */
+  readonly retentionIntervalMs?: number
+  /** Told about torn tails that recovery cut off. Default: a process warning. */
+  readonly onRecovery?: (report: RecoveryReport) => void
+}
+
+interface TopicFile {
+  readonly version: 1
+  readonly info: TopicInfo
+}
+
+export class Engine implements Driver {
+  readonly capabilities: Capabilities
+  private readonly topics = new Map<string, Topic>()
+  /** Serialises create and delete per topic name. */
+  private readonly topicLocks = new Map<string, Promise<unknown>>()
+  private readonly clock: Clock
+  private readonly fs: FileSystem
+  private closed = false
+  private stopRetention: (() => void) | null = null
+  /** Torn tails recovery cut off at open, one per partition that had one. */
+  readonly recoveries: RecoveryReport[] = []
+
+  private constructor(
+    private readonly options: EngineOptions,
+    private readonly lock: DirLock | null,
+  ) {
+    this.clock = options.clock ?? systemClock
+    this.fs = options.fs ?? nodeFileSystem
+    this.capabilities = {
+      durability:
+        options.dir === undefined ? [Durability.Memory] : [Durability.Fsync, Durability.Interval, Durability.Memory],
+    }
+  }
+
+  /** Opens the engine, taking the data directory's lock and recovering every topic. */
+  static async open(options: EngineOptions = {}): Promise<Engine> {
+    let lock: DirLock | null = null
+    if (options.dir !== undefined) {
+      await (options.fs ?? nodeFileSystem).mkdir(options.dir)
+      lock = await DirLock.acquire(options.dir)
+    }
+    const engine = new Engine(options, lock)
+    try {
+      await engine.load()
+    } catch (err) {
+      await engine.close().catch(() => undefined)
+      throw asSluiceError(err)
+    }
+    engine.scheduleRetention()
+    return engine
+  }
+
+  private get dir(): string | undefined {
+    return this.options.dir
+  }
+
+  private async load(): Promise<void> {
+    const dir = this.dir
+    if (dir === undefined) return
+    const topicsDir = join(dir, 'topics')
+    await this.fs.mkdir(topicsDir)
+    await this.fs.removeTree(join(dir, 'trash'))
+    for (const name of await this.fs.readdir(topicsDir)) {
+      const topicDir = join(topicsDir, name)
+      let file: TopicFile
+      try {
+        file = JSON.parse((await this.fs.readFile(join(topicDir, 'topic.json'))).toString('utf8')) as TopicFile
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          // Creation never finished (topic.json is written last): nothing was ever stored here.
+          await this.fs.removeTree(topicDir)
+          continue
+        }
+        throw sluiceError(
+          ErrorCode.Corrupt,
+          `topic file ${join(topicDir, 'topic.json')} is unreadable: ${String(err)}`,
+          { cause: err },
+        )
+      }
+      this.topics.set(name, await this.openTopic(file.info, topicDir))
+    }
+  }
+
+  private async openTopic(info: TopicInfo, topicDir: string | null): Promise<Topic> {
+    const logs: PartitionLog[] = []
+    try {
+      for (let p = 0; p < info.partitions; p++) logs.push(await this.openLog(info, topicDir, p))
+    } catch (err) {
+      for (const log of logs) await log.close().catch(() => undefined)
+      throw err
+    }
+    return new Topic(info, logs, topicDir)
+  }
+
+  private async openLog(info: TopicInfo, topicDir: string | null, partition: number): Promise<PartitionLog> {
+    if (info.durability === Durability.Memory || topicDir === null) return new MemoryLog(this.clock)
+    const log = await FileLog.open({
+      dir: join(topicDir, String(partition)),
+      fs: this.fs,
+      clock: this.clock,
+      durability: info.durability,
+      fsyncIntervalMs: info.fsyncIntervalMs,
+      segmentBytes: info.segmentBytes,
+      cacheBytes: this.options.cacheBytesPerPartition ?? 4 * 1024 * 1024,
+    })
+    if (log.recovery !== null) {
+      this.recoveries.push(log.recovery)
+      const report =
+        this.options.onRecovery ??
+        ((r: RecoveryReport) => {
+          process.emitWarning(
+            `sluice recovery cut ${r.cutBytes} bytes from ${r.path}: ${r.reason}; the log continues at offset ${r.nextOffset}`,
+            'SluiceRecoveryWarning',
+          )
+        })
+      report(log.recovery)
+    }
+    return log
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw sluiceError(ErrorCode.Closed, 'the engine is closed; open a new one')
+  }
+
+  private topic(name: string): Topic {
+    const topic = this.topics.get(name)
+    if (topic === undefined) {
+      throw sluiceError(
+        ErrorCode.TopicNotFound,
+        `topic ${JSON.stringify(name)} not found (create it first, or open with autoCreateTopics: true)`,
+        {
+          details: { topic: name },
+        },
+      )
+    }
+    return topic
+  }
+
+  /** Runs `fn` after any create or delete of the same topic name has finished. */
+  private async serialised<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.topicLocks.get(name) ?? Promise.resolve()
+    const run = previous.then(fn, fn)
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.topicLocks.set(name, settled)
+    try {
+      return await run
+    } finally {
+      if (this.topicLocks.get(name) === settled) this.topicLocks.delete(name)
+    }
+  }
+
+  async createTopic(name: string, config: TopicConfig): Promise<TopicInfo> {
+    this.checkOpen()
+    checkTopicName(name)
+    checkTopicConfig(config)
+    if (config.durability !== undefined && !this.capabilities.durability.includes(config.durability)) {
+      throw sluiceError(
+        ErrorCode.Unsupported,
+        `durability ${JSON.stringify(config.durability)} needs a data directory; this engine is memory-only (open with url 'file:<dir>')`,
+        { details: { durability: config.durability } },
+      )
+    }
+    return this.serialised(name, async () => {
+      this.checkOpen()
+      const existing = this.topics.get(name)
+      if (existing !== undefined) {
+        const conflicts = topicConfigConflicts(existing.info, config)
+        if (conflicts.length > 0) {
+          throw sluiceError(
+            ErrorCode.Conflict,
+            `topic ${JSON.stringify(name)} already exists with another configuration: ${conflicts.join('; ')}`,
+            {
+              details: { topic: name, conflicts },
+            },
+          )
+        }
+        return existing.info
+      }
+      const defaultDurability = this.dir === undefined ? Durability.Memory : Durability.Fsync
+      const info = topicInfoFrom(name, config, defaultDurability, this.clock.now())
+      const dir = this.dir
+      if (dir === undefined) {
+        this.topics.set(name, await this.openTopic(info, null))
+        return info
+      }
+      const topicDir = join(dir, 'topics', name)
+      await this.fs.removeTree(topicDir)
+      await this.fs.mkdir(topicDir)
+      const topic = await this.openTopic(info, topicDir)
+      try {
+        const file: TopicFile = { version: 1, info }
+        await this.fs.writeFileAtomic(join(topicDir, 'topic.json'), Buffer.from(JSON.stringify(file, null, 2)))
+        await this.fs.syncDir(join(dir, 'topics'))
+      } catch (err) {
+        for (const log of topic.logs) await log.close().catch(() => undefined)
+        await this.fs.removeTree(topicDir).catch(() => undefined)
+        throw asSluiceError(err, ErrorCode.StorageFailed)
+      }
+      this.topics.set(name, topic)
+      return info
+    })
+  }
+
+  describeTopic(name: string): Promise<TopicInfo> {
+    this.checkOpen()
+    return Promise.resolve(this.topic(name).info)
+  }
+
+  listTopics(): Promise<TopicInfo[]> {
+    this.checkOpen()
+    return Promise.resolve([...this.topics.values()].map((t) => t.info).sort((a, b) => a.name.localeCompare(b.name)))
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    this.checkOpen()
+    await this.serialised(name, async () => {
+      const topic = this.topic(name)
+      this.topics.delete(name)
+      for (const log of topic.logs) await log.close().catch(() => undefined)
+      const dir = this.dir
+      if (dir === undefined || topic.dir === null) return
+      // Rename first, so a crash mid-delete never leaves a half-deleted topic that looks alive.
+      const trash = join(dir, 'trash')
+      await this.fs.mkdir(trash)
+      const target = join(trash, `${name}.${this.clock.now()}`)
+      await this.fs.rename(topic.dir, target)
+      await this.fs.syncDir(join(dir, 'topics'))
+      await this.fs.removeTree(target)
+    })
+  }
+
+  async append(topicName: string, records: readonly AppendRecord[]): Promise<Receipt[]> {
+    this.checkOpen()
+    const topic = this.topic(topicName)
+    const limit = topic.info.maxMessageBytes
+    for (const record of records) {
+      const size = messageBytes(record.key, record.headers, record.payload.length)
+      if (size > limit) {
+        throw sluiceError(
+          ErrorCode.MessageTooLarge,
+          `message of ${size} bytes (payload, key and headers) exceeds topic ${JSON.stringify(topicName)}'s maxMessageBytes of ${limit}; nothing was stored. Send less, or create the topic with a larger maxMessageBytes`,
+          { details: { topic: topicName, size, limit, id: record.id } },
+        )
+      }
+    }
+    const drafts: readonly RecordDraft[] = records
+    if (topic.info.partitions === 1) {
+      const stored = await topic.logs[0]!.append(drafts)
+      return stored.map((record) => ({ id: record.id, partition: 0, offset: record.offset, duplicate: false }))
+    }
+    const byPartition = new Map<number, { drafts: RecordDraft[]; at: number[] }>()
+    for (let i = 0; i < drafts.length; i++) {
+      const partition = topic.partitioner.choose(drafts[i]!.key)
+      let group = byPartition.get(partition)
+      if (group === undefined) {
+        group = { drafts: [], at: [] }
+        byPartition.set(partition, group)
+      }
+      group.drafts.push(drafts[i]!)
+      group.at.push(i)
+    }
+    const receipts = new Array<Receipt>(records.length)
+    await Promise.all(
+      [...byPartition].map(async ([partition, group]) => {
+        const stored = await topic.logs[partition]!.append(group.drafts)
+        stored.forEach((record, j) => {
+          receipts[group.at[j]!] = { id: record.id, partition, offset: record.offset, duplicate: false }
+        })
+      }),
+    )
+    return receipts
+  }
+
+  async read(topicName: string, partition: number, fromOffset: number, max: number): Promise<StoredRecord[]> {
+    this.checkOpen()
+    const topic = this.topic(topicName)
+    checkInteger('partition', partition, 0, topic.info.partitions - 1)
+    checkInteger('fromOffset', fromOffset, 0, Number.MAX_SAFE_INTEGER)
+    checkInteger('max', max, 1, limits.readMax)
+    const records = await topic.logs[partition]!.read(fromOffset, max)
+    return records.map((record) => toStored(record, partition))
+  }
+
+  /** Runs retention on every partition now (it also runs every `retentionIntervalMs`). */
+  async runRetention(): Promise<number> {
+    let deleted = 0
+    for (const topic of this.topics.values()) {
+      for (const log of topic.logs) {
+        const result = await log.applyRetention({
+          now: this.clock.now(),
+          maxAgeMs: topic.info.retention.maxAgeMs,
+          maxBytes: topic.info.retention.maxBytes,
+          consumedBefore: null,
+        })
+        deleted += result.deletedMessages
+      }
+    }
+    return deleted
+  }
+
+  private scheduleRetention(): void {
+    const every = this.options.retentionIntervalMs ?? 5000
+    const tick = (): void => {
+      this.stopRetention = null
+      if (this.closed) return
+      this.runRetention()
+        .catch(() => undefined)
+        .finally(() => {
+          if (!this.closed) this.stopRetention = this.clock.setTimer(tick, every)
+        })
+    }
+    this.stopRetention = this.clock.setTimer(tick, every)
+  }
+
+  /** The partition logs of a topic (for tools and tests inside the engine). */
+  logsOf(topicName: string): readonly PartitionLog[] {
+    return this.topic(topicName).logs
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.stopRetention?.()
+    for (const topic of this.topics.values()) {
+      for (const log of topic.logs) await log.close().catch(() => undefined)
+    }
+    this.topics.clear()
+    await this.lock?.release()
+  }
+}
+
+function toStored(record: LogRecord, partition: number): StoredRecord {
+  return {
+    id: record.id,
+    key: record.key,
+    headers: record.headers,
+    payload: record.payload,
+    format: record.format,
+    deliverAt: record.deliverAt,
+    partition,
+    offset: record.offset,
+    timestamp: record.timestamp,
+  }
+}

@@ -1,0 +1,109 @@
+import type { LogRecord } from './record.ts'
+
+/**
+ * Recent records of one partition, in offset order, as the batches that
+ * stored them. Serves the reads of consumers that keep up with producers
+ * without touching the disk. Bounded by bytes: the oldest batches go first.
+ */
+interface Chunk {
+  readonly baseOffset: number
+  readonly records: readonly LogRecord[]
+  readonly bytes: number
+}
+
+export class RecordCache {
+  private chunks: Chunk[] = []
+  private head = 0
+  private cachedBytes = 0
+
+  /** `budgetBytes`: Infinity keeps everything (a memory log's store). */
+  constructor(private readonly budgetBytes: number) {}
+
+  get bytes(): number {
+    return this.cachedBytes
+  }
+
+  /** The first cached offset; undefined when empty. */
+  get firstOffset(): number | undefined {
+    return this.chunks[this.head]?.baseOffset
+  }
+
+  /** One past the last cached offset; undefined when empty. */
+  get endOffset(): number | undefined {
+    const last = this.chunks[this.chunks.length - 1]
+    return last === undefined || this.head >= this.chunks.length ? undefined : last.baseOffset + last.records.length
+  }
+
+  /** Adds a batch that directly follows the cached ones (the cache is cleared if it does not). */
+  add(records: readonly LogRecord[], bytes: number): void {
+    if (records.length === 0) return
+    const baseOffset = records[0]!.offset
+    if (this.endOffset !== undefined && this.endOffset !== baseOffset) this.clear()
+    this.chunks.push({ baseOffset, records, bytes })
+    this.cachedBytes += bytes
+    while (this.cachedBytes > this.budgetBytes && this.head < this.chunks.length - 1) this.dropHead()
+    this.compact()
+  }
+
+  /** Up to `max` records from `from`, or undefined when `from` is not cached. */
+  read(from: number, max: number): LogRecord[] | undefined {
+    const first = this.firstOffset
+    const end = this.endOffset
+    if (first === undefined || end === undefined || from < first || from >= end) return undefined
+    let lo = this.head
+    let hi = this.chunks.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1
+      if (this.chunks[mid]!.baseOffset <= from) lo = mid
+      else hi = mid - 1
+    }
+    const out: LogRecord[] = []
+    for (let c = lo; c < this.chunks.length && out.length < max; c++) {
+      const chunk = this.chunks[c]!
+      const start = c === lo ? from - chunk.baseOffset : 0
+      for (let i = start; i < chunk.records.length && out.length < max; i++) out.push(chunk.records[i]!)
+    }
+    return out
+  }
+
+  /** Drops whole batches that end at or before `offset` (retention). */
+  dropBefore(offset: number): void {
+    while (this.head < this.chunks.length) {
+      const chunk = this.chunks[this.head]!
+      if (chunk.baseOffset + chunk.records.length > offset) break
+      this.dropHead()
+    }
+    this.compact()
+  }
+
+  /** Visits batches oldest first; for retention by age or size. */
+  *batches(): Generator<{ readonly endOffset: number; readonly lastTimestamp: number; readonly bytes: number }> {
+    for (let c = this.head; c < this.chunks.length; c++) {
+      const chunk = this.chunks[c]!
+      yield {
+        endOffset: chunk.baseOffset + chunk.records.length,
+        lastTimestamp: chunk.records[chunk.records.length - 1]!.timestamp,
+        bytes: chunk.bytes,
+      }
+    }
+  }
+
+  clear(): void {
+    this.chunks = []
+    this.head = 0
+    this.cachedBytes = 0
+  }
+
+  private dropHead(): void {
+    this.cachedBytes -= this.chunks[this.head]!.bytes
+    this.chunks[this.head] = undefined as unknown as Chunk
+    this.head++
+  }
+
+  private compact(): void {
+    if (this.head > 1024 && this.head * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head)
+      this.head = 0
+    }
+  }
+}

@@ -1,0 +1,21 @@
+import { Partitioner } from '../core/partition.ts'
+import type { TopicInfo } from '../core/types.ts'
+import type { PartitionLog } from './log/partition-log.ts'
+
+/** A topic inside the engine: its configuration and one log per partition. */
+export class Topic {
+  readonly partitioner: Partitioner
+
+  constructor(
+    readonly info: TopicInfo,
+    readonly logs: readonly PartitionLog[],
+    /** Where its files live; null for a topic without files. */
+    readonly dir: string | null,
+  ) {
+    this.partitioner = new Partitioner(info.partitions)
+  }
+
+  get name(): string {
+    return this.info.name
+  }
+}

@@ -1,0 +1,59 @@
+import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Clock } from './core/clock.ts'
+import type { Codec } from './core/codec.ts'
+import { ErrorCode, sluiceError } from './core/errors.ts'
+import { Sluice } from './core/sluice.ts'
+
+/**
+ * The composition root: picks the driver by URL scheme and loads it lazily,
+ * so that nobody pays for a driver they do not use.
+ */
+
+export interface OpenOptions {
+  /**
+   * Where messages live:
+   * - `file:<dir>` (default `file:./.sluice`): the embedded engine, durable on disk;
+   * - `memory:`: the embedded engine, in memory only.
+   */
+  readonly url?: string
+  /** Encodes every payload (default: bytes as bytes, anything else as JSON). */
+  readonly codec?: Codec
+  /** Publishing to an unknown topic creates it with default settings. Default false. */
+  readonly autoCreateTopics?: boolean
+  /** Time source, for tests. */
+  readonly clock?: Clock
+}
+
+export const defaultDataDir = './.sluice'
+
+/** Turns `file:./data`, `file:/abs` or `file:///abs` into a directory path. */
+export function dataDirOf(url: string): string {
+  const rest = url.slice('file:'.length)
+  if (rest.startsWith('//')) return fileURLToPath(url)
+  if (rest.length === 0)
+    throw sluiceError(ErrorCode.InvalidArgument, "url 'file:' needs a directory, like 'file:./data'")
+  return resolve(rest)
+}
+
+/**
+ * Opens Sluice. Without options: the embedded engine with its data in `./.sluice`.
+ * Throws LOCKED when another process owns the data directory, CORRUPT when
+ * recovery finds damaged data, INVALID_ARGUMENT for an unknown URL.
+ */
+export async function open(options: OpenOptions = {}): Promise<Sluice> {
+  const url = options.url ?? `file:${defaultDataDir}`
+  if (typeof url !== 'string') throw sluiceError(ErrorCode.InvalidArgument, 'url must be a string')
+  const sluiceOptions = { codec: options.codec, autoCreateTopics: options.autoCreateTopics, clock: options.clock }
+  if (url === 'memory:' || url.startsWith('file:')) {
+    const { Engine } = await import('./engine/engine.ts')
+    const engine = await Engine.open({ dir: url === 'memory:' ? undefined : dataDirOf(url), clock: options.clock })
+    return new Sluice(engine, sluiceOptions)
+  }
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]
+  throw sluiceError(
+    ErrorCode.InvalidArgument,
+    `unknown url ${JSON.stringify(url)}${scheme === undefined ? '' : ` (scheme ${scheme}:)`}; use 'file:<dir>' or 'memory:'`,
+    { details: { url } },
+  )
+}

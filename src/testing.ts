@@ -1,0 +1,2 @@
+/** Helpers for testing code that uses Sluice. */
+export { FakeClock } from './core/clock.ts'

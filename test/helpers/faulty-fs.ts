@@ -1,0 +1,61 @@
+import { nodeFileSystem, type FileSystem, type LogFile } from '../../src/engine/log/files.ts'
+
+/**
+ * The real file system with failures switched on by the test: `failWrites`
+ * makes writes fail (ENOSPC by default), `failSyncs` makes fdatasync fail.
+ */
+export class FaultyFileSystem implements FileSystem {
+  failWrites: string | null = null
+  failSyncs: string | null = null
+  writes = 0
+  syncs = 0
+
+  private errorFor(code: string, path: string): NodeJS.ErrnoException {
+    const err: NodeJS.ErrnoException = new Error(`${code}: injected failure, ${path}`)
+    err.code = code
+    return err
+  }
+
+  async open(path: string, mode: 'read' | 'write' | 'create'): Promise<LogFile> {
+    const file = await nodeFileSystem.open(path, mode)
+    return {
+      path: file.path,
+      write: async (data, position) => {
+        this.writes++
+        if (this.failWrites !== null) {
+          // A partial write first, as a filling disk does.
+          await file.write(data.subarray(0, Math.floor(data.length / 2)), position)
+          throw this.errorFor(this.failWrites, path)
+        }
+        return file.write(data, position)
+      },
+      writev: async (buffers, position) => {
+        this.writes++
+        if (this.failWrites !== null) {
+          await file.write(buffers[0]!.subarray(0, Math.floor(buffers[0]!.length / 2)), position)
+          throw this.errorFor(this.failWrites, path)
+        }
+        return file.writev(buffers, position)
+      },
+      read: (buffer, position, length) => file.read(buffer, position, length),
+      sync: async () => {
+        this.syncs++
+        if (this.failSyncs !== null) throw this.errorFor(this.failSyncs, path)
+        return file.sync()
+      },
+      truncate: (size) => file.truncate(size),
+      size: () => file.size(),
+      close: () => file.close(),
+    }
+  }
+
+  readFile = (path: string): Promise<Buffer> => nodeFileSystem.readFile(path)
+  writeFileAtomic = (path: string, data: Uint8Array): Promise<void> => nodeFileSystem.writeFileAtomic(path, data)
+  mkdir = (path: string): Promise<void> => nodeFileSystem.mkdir(path)
+  readdir = (path: string): Promise<string[]> => nodeFileSystem.readdir(path)
+  rename = (from: string, to: string): Promise<void> => nodeFileSystem.rename(from, to)
+  unlink = (path: string): Promise<void> => nodeFileSystem.unlink(path)
+  removeTree = (path: string): Promise<void> => nodeFileSystem.removeTree(path)
+  exists = (path: string): Promise<boolean> => nodeFileSystem.exists(path)
+  syncDir = (path: string): Promise<void> => nodeFileSystem.syncDir(path)
+}
