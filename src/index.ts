@@ -1,6 +1,12 @@
 /** The public surface of Sluice. Everything not exported here is internal. */
 export { open, type OpenOptions } from './open.ts'
 export { Sluice, type SluiceOptions } from './core/sluice.ts'
+export { Subscription, type CloseOptions } from './core/subscription.ts'
+export type { Message, Handler } from './core/message.ts'
+export type { SubscribeOptions } from './core/subscribe-options.ts'
+export type { BackoffOptions } from './core/backoff.ts'
+export { DeadLetterHeaders, type DeadLetter, type RedriveOptions, type RedriveResult } from './core/dead-letters.ts'
+export { closeOnSignals, type ShutdownOptions } from './core/shutdown.ts'
 export {
   ErrorCode,
   SluiceError,
@@ -12,9 +18,15 @@ export {
 export { PayloadFormat, type Codec } from './core/codec.ts'
 export { murmur2, partitionForKey } from './core/partition.ts'
 export type { Clock } from './core/clock.ts'
-export type { Driver, Capabilities } from './core/driver.ts'
+export type { Driver, DriverConsumer, Capabilities } from './core/driver.ts'
 export {
+  DeliveryGuarantee,
   Durability,
+  Ordering,
+  StartAt,
+  type PartitionStats,
+  type SubscriptionStats,
+  type TopicStats,
   type Headers,
   type OutgoingMessage,
   type PublishOptions,

@@ -5,6 +5,7 @@ import { open } from '../src/index.ts'
 import { fixture, runChild } from './helpers/child.ts'
 import { runSeed, seededRandom } from './helpers/random.ts'
 import { tempDir } from './helpers/temp-dir.ts'
+import { cleanup } from './helpers/cleanup.ts'
 
 const kills = Number(process.env['SLUICE_CRASH_KILLS'] ?? 20)
 
@@ -35,7 +36,7 @@ test(`every message receipted under fsync survives ${kills} kill -9s at random m
   assert.ok(receipts.size > kills * 10, `too few receipts (${receipts.size}) for the test to mean much`)
 
   const sluice = await open({ url: `file:${dir}` })
-  t.after(() => sluice.close())
+  cleanup(t, () => sluice.close())
   const seen = new Map<string, { partition: number; offset: number }>()
   for (let partition = 0; partition < 4; partition++) {
     let expected = 0

@@ -3,11 +3,12 @@ import { test } from 'node:test'
 import { ErrorCode, open, SluiceError } from '../src/index.ts'
 import { fixture, runChild } from './helpers/child.ts'
 import { tempDir } from './helpers/temp-dir.ts'
+import { cleanup } from './helpers/cleanup.ts'
 
 test('a second process opening a data directory gets LOCKED naming the holder', async (t) => {
   const dir = await tempDir(t)
   const holder = await open({ url: `file:${dir}` })
-  t.after(() => holder.close())
+  cleanup(t, () => holder.close())
   await holder.createTopic('held')
   const second = runChild(t, fixture('hold-data-dir.ts'), [dir])
   const line = await second.waitForLine(/^(failed|opened)/)
@@ -38,7 +39,7 @@ test('opening a directory held by a live child fails; once the child is killed -
 test('the same process opening a data directory twice gets LOCKED', async (t) => {
   const dir = await tempDir(t)
   const first = await open({ url: `file:${dir}` })
-  t.after(() => first.close())
+  cleanup(t, () => first.close())
   await assert.rejects(
     open({ url: `file:${dir}` }),
     (err: SluiceError) => err.code === ErrorCode.Locked && /opened twice/.test(err.message),

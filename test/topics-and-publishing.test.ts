@@ -6,6 +6,7 @@ import { ErrorCode, open, partitionForKey, SluiceError, type Sluice } from '../s
 import { FakeClock } from '../src/testing.ts'
 import { tempDir } from './helpers/temp-dir.ts'
 import { waitFor } from './helpers/wait-for.ts'
+import { cleanup } from './helpers/cleanup.ts'
 
 function hasCode(code: string) {
   return (err: unknown): boolean => {
@@ -23,7 +24,7 @@ const targets = [
 for (const target of targets) {
   test(`${target.name}: data, key, headers and id round-trip`, async (t) => {
     const sluice = await open({ url: await target.url(t) })
-    t.after(() => sluice.close())
+    cleanup(t, () => sluice.close())
     await sluice.createTopic('orders', { partitions: 3 })
     const json = { order: 42, items: ['a', 'b'], nested: { ok: true, n: null } }
     const r1 = await sluice.publish('orders', json, {
@@ -68,7 +69,7 @@ for (const target of targets) {
 
   test(`${target.name}: keys land on Kafka's murmur2 partitions and offsets are dense per partition`, async (t) => {
     const sluice = await open({ url: await target.url(t) })
-    t.after(() => sluice.close())
+    cleanup(t, () => sluice.close())
     await sluice.createTopic('events', { partitions: 8 })
     const receipts = await Promise.all(
       Array.from({ length: 400 }, (_, i) => sluice.publish('events', i, { key: `k${i % 37}` })),
@@ -101,7 +102,7 @@ for (const target of targets) {
 
   test(`${target.name}: unknown topics fail with TOPIC_NOT_FOUND`, async (t) => {
     const sluice = await open({ url: await target.url(t) })
-    t.after(() => sluice.close())
+    cleanup(t, () => sluice.close())
     await assert.rejects(sluice.publish('nope', 1), hasCode(ErrorCode.TopicNotFound))
     await assert.rejects(sluice.publishBatch('nope', [{ data: 1 }]), hasCode(ErrorCode.TopicNotFound))
     await assert.rejects(sluice.describeTopic('nope'), hasCode(ErrorCode.TopicNotFound))
@@ -112,7 +113,7 @@ for (const target of targets) {
 
   test(`${target.name}: bad names and options fail with INVALID_ARGUMENT`, async (t) => {
     const sluice = await open({ url: await target.url(t) })
-    t.after(() => sluice.close())
+    cleanup(t, () => sluice.close())
     await sluice.createTopic('ok')
     const badNames = ['', '.hidden', '_reserved', 'has space', 'slash/y', 'a'.repeat(201), 'ü', '..']
     for (const name of badNames) {
@@ -175,7 +176,7 @@ for (const target of targets) {
 
   test(`${target.name}: an oversize message fails with MESSAGE_TOO_LARGE and nothing of its batch is stored`, async (t) => {
     const sluice = await open({ url: await target.url(t) })
-    t.after(() => sluice.close())
+    cleanup(t, () => sluice.close())
     await sluice.createTopic('small', { maxMessageBytes: 1000, partitions: 2 })
     await assert.rejects(sluice.publish('small', Buffer.alloc(1001)), (err: SluiceError) => {
       hasCode(ErrorCode.MessageTooLarge)(err)
@@ -203,7 +204,7 @@ for (const target of targets) {
 
   test(`${target.name}: createTopic is idempotent for the same config and CONFLICT for another`, async (t) => {
     const sluice = await open({ url: await target.url(t) })
-    t.after(() => sluice.close())
+    cleanup(t, () => sluice.close())
     const created = await sluice.createTopic('orders', { partitions: 4, retention: { maxAgeMs: 60_000 } })
     assert.deepEqual(await sluice.createTopic('orders', { partitions: 4, retention: { maxAgeMs: 60_000 } }), created)
     assert.deepEqual(await sluice.createTopic('orders'), created, 'no fields given: accepts the existing topic')
@@ -224,7 +225,7 @@ for (const target of targets) {
 
   test(`${target.name}: deleteTopic removes the topic and its messages`, async (t) => {
     const sluice = await open({ url: await target.url(t) })
-    t.after(() => sluice.close())
+    cleanup(t, () => sluice.close())
     await sluice.createTopic('temp')
     await sluice.publish('temp', 'old')
     await sluice.deleteTopic('temp')
@@ -250,7 +251,7 @@ for (const target of targets) {
 
   test(`${target.name}: autoCreateTopics creates a topic on first publish`, async (t) => {
     const sluice = await open({ url: await target.url(t), autoCreateTopics: true })
-    t.after(() => sluice.close())
+    cleanup(t, () => sluice.close())
     const receipt = await sluice.publish('fresh', { hello: 'world' })
     assert.equal(receipt.offset, 0)
     assert.equal((await sluice.describeTopic('fresh')).partitions, 1)
@@ -270,13 +271,13 @@ test('a custom codec encodes every payload and decodes it on read', async (t) =>
   await sluice.close()
   // A reader without the codec gets the bytes as stored.
   const plain = await open({ url: `file:${dir}` })
-  t.after(() => plain.close())
+  cleanup(t, () => plain.close())
   assert.equal(((await plain.read('c', 0, 0, 1))[0]!.data as Buffer).toString(), 'custom:{"a":[1,2]}')
 })
 
 test('a memory engine refuses disk durability with UNSUPPORTED', async (t) => {
   const sluice = await open({ url: 'memory:' })
-  t.after(() => sluice.close())
+  cleanup(t, () => sluice.close())
   await assert.rejects(sluice.createTopic('d', { durability: 'fsync' }), hasCode(ErrorCode.Unsupported))
   assert.equal((await sluice.createTopic('m')).durability, 'memory')
 })
@@ -300,7 +301,7 @@ test('close and reopen keeps every topic and message, and publishing goes on at 
   await sluice.close()
 
   sluice = await open({ url: `file:${dir}` })
-  t.after(() => sluice.close())
+  cleanup(t, () => sluice.close())
   assert.deepEqual(
     (await sluice.listTopics()).map((x) => x.name),
     ['durable', 'relaxed', 'volatile'],
@@ -325,7 +326,7 @@ test('retention by age deletes whole old segments, counted from the first retain
   const dir = await tempDir(t)
   const clock = new FakeClock(Date.now())
   const sluice = await open({ url: `file:${dir}`, clock })
-  t.after(() => sluice.close())
+  cleanup(t, () => sluice.close())
   await sluice.createTopic('logs', { segmentBytes: 4096, retention: { maxAgeMs: 60_000 } })
   for (let i = 0; i < 50; i++) await sluice.publish('logs', { i, pad: 'p'.repeat(200) })
   clock.advance(120_000)

@@ -1,4 +1,17 @@
-import type { AppendRecord, Durability, Receipt, StoredRecord, TopicConfig, TopicInfo } from './types.ts'
+import type {
+  AppendRecord,
+  ConsumerConfig,
+  DeliveryGuarantee,
+  Durability,
+  LeasedRecord,
+  LeaseRef,
+  Ordering,
+  Receipt,
+  StoredRecord,
+  TopicConfig,
+  TopicInfo,
+  TopicStats,
+} from './types.ts'
 
 /**
  * The contract every way of running Sluice implements: the embedded engine
@@ -29,11 +42,49 @@ export interface Driver {
   append(topic: string, records: readonly AppendRecord[]): Promise<Receipt[]>
   /** Up to `max` records of one partition from `fromOffset` (or the first retained one). */
   read(topic: string, partition: number, fromOffset: number, max: number): Promise<StoredRecord[]>
+  /**
+   * Joins (creating on first use) a subscription as one more consumer.
+   * TOPIC_NOT_FOUND when the topic is absent; CONFLICT when live consumers
+   * of the subscription use another ordering or delivery.
+   */
+  openConsumer(topic: string, subscription: string, config: ConsumerConfig): Promise<DriverConsumer>
+  /** Up to `max` messages the subscription has not acknowledged, oldest first per partition, without leasing them. */
+  peek(topic: string, subscription: string, max: number): Promise<StoredRecord[]>
+  /** Deletes a subscription and its state (its consumers are closed). TOPIC_NOT_FOUND / INVALID_ARGUMENT when absent. */
+  deleteSubscription(topic: string, subscription: string): Promise<void>
+  /** Figures of a topic and each of its subscriptions. */
+  stats(topic: string): Promise<TopicStats>
   /** Stops the driver once in-flight work has settled. */
+  close(): Promise<void>
+}
+
+/**
+ * One consumer of a subscription. Leases are fenced by delivery attempt:
+ * `ack`, `nack` and `extend` answer false (and change nothing) for a lease
+ * that was lost.
+ */
+export interface DriverConsumer {
+  /** Leases up to `max` messages; waits until there is at least one, the signal aborts (resolves []), or close. */
+  lease(max: number, signal: AbortSignal): Promise<LeasedRecord[]>
+  /** Acknowledges; resolves once recorded as the topic's durability says. */
+  ack(refs: readonly LeaseRef[]): Promise<boolean[]>
+  /** Gives messages back as failed: offered again after `delayMs` (null: the backoff), or dead-lettered. */
+  nack(refs: readonly LeaseRef[], delayMs: number | null, reason: string): Promise<boolean[]>
+  /** Moves the leases' deadlines to `ms` from now (not past maxLeaseMs from their grant). */
+  extend(refs: readonly LeaseRef[], ms: number): Promise<boolean[]>
+  /** Gives back messages never handed to a handler: offered again at once, the attempt not counted. */
+  release(refs: readonly LeaseRef[]): Promise<void>
+  /** Called when a lease is lost (expired, or the consumer was cut off). */
+  onLeaseLost(listener: (ref: LeaseRef) => void): void
+  /** Leaves the subscription; leases still held are offered again after the backoff. */
   close(): Promise<void>
 }
 
 export interface Capabilities {
   /** Durability modes a topic may ask for. */
   readonly durability: readonly Durability[]
+  readonly orderings: readonly Ordering[]
+  readonly deliveries: readonly DeliveryGuarantee[]
+  /** publish with delayMs / deliverAt. */
+  readonly delayedDelivery: boolean
 }

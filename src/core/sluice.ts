@@ -13,8 +13,21 @@ import type {
   StoredRecord,
   TopicConfig,
   TopicInfo,
+  TopicStats,
 } from './types.ts'
-import { checkInteger, checkPublishOptions, checkTopicConfig, checkTopicName } from './validate.ts'
+import { DeliveryGuarantee, Ordering, StartAt } from './types.ts'
+import {
+  checkInteger,
+  checkPublishOptions,
+  checkSubscriptionName,
+  checkTopicConfig,
+  checkTopicName,
+  invalid,
+} from './validate.ts'
+import type { Handler } from './message.ts'
+import { checkSubscribeOptions, type SubscribeOptions } from './subscribe-options.ts'
+import { Subscription, type CloseOptions } from './subscription.ts'
+import { DeadLetterHeaders, type DeadLetter, type RedriveOptions, type RedriveResult } from './dead-letters.ts'
 
 export interface SluiceOptions {
   /** Encodes every payload (default: bytes as bytes, anything else as JSON). */
@@ -22,7 +35,12 @@ export interface SluiceOptions {
   /** Publishing to an unknown topic creates it with default settings instead of failing with TOPIC_NOT_FOUND. */
   readonly autoCreateTopics?: boolean
   readonly clock?: Clock
+  /** Told about failures that consumers handle themselves (a refused ack, a failed lease call). */
+  readonly onError?: (err: unknown) => void
 }
+
+/** The subscription that redrives dead letters; reserved (names starting with '_' are). */
+const redriveSubscription = '_redrive'
 
 /**
  * The public API, the same on every driver: `open()` returns one. Checks
@@ -33,6 +51,7 @@ export interface SluiceOptions {
 export class Sluice {
   private closed = false
   private readonly clock: Clock
+  private readonly subscriptions = new Set<{ close(options?: CloseOptions): Promise<void> }>()
 
   constructor(
     private readonly driver: Driver,
@@ -163,10 +182,183 @@ export class Sluice {
     }
   }
 
-  /** Closes once in-flight work has settled; later calls throw CLOSED. */
-  async close(): Promise<void> {
+  /**
+   * Subscribes as one more consumer of `subscription` (created on first use):
+   * every subscription receives every message of the topic; the consumers of
+   * one subscription share them. With a handler, messages are handed to it
+   * (up to `concurrency` at once): a return acknowledges, a throw nacks with
+   * backoff (at-least-once). Without one, iterate: `for await (const m of sub)`.
+   * Throws TOPIC_NOT_FOUND, INVALID_ARGUMENT (options; `global` ordering on a
+   * multi-partition topic), CONFLICT (other live consumers use another ordering
+   * or delivery), UNSUPPORTED (an ordering or delivery the driver lacks).
+   */
+  async subscribe<T = unknown>(
+    topic: string,
+    subscription: string,
+    handlerOrOptions?: Handler<T> | SubscribeOptions,
+    options?: SubscribeOptions,
+  ): Promise<Subscription<T>> {
+    this.checkOpen()
+    checkTopicName(topic)
+    checkSubscriptionName(subscription)
+    let handler: Handler<T> | null = null
+    if (typeof handlerOrOptions === 'function') handler = handlerOrOptions
+    else if (handlerOrOptions !== undefined) {
+      if (options !== undefined) invalid('subscribe takes (topic, subscription, handler?, options?)')
+      options = handlerOrOptions
+    }
+    const checked = checkSubscribeOptions(topic, options)
+    const caps = this.driver.capabilities
+    if (!caps.orderings.includes(checked.config.ordering)) {
+      throw sluiceError(
+        ErrorCode.Unsupported,
+        `this driver does not support ordering '${checked.config.ordering}' (it supports ${caps.orderings.join(', ')})`,
+      )
+    }
+    if (!caps.deliveries.includes(checked.config.delivery)) {
+      throw sluiceError(
+        ErrorCode.Unsupported,
+        `this driver does not support delivery '${checked.config.delivery}' (it supports ${caps.deliveries.join(', ')})`,
+      )
+    }
+    const consumer = await this.driver.openConsumer(topic, subscription, checked.config)
+    const sub: Subscription<T> = new Subscription<T>(
+      consumer,
+      handler,
+      {
+        topic,
+        name: subscription,
+        config: checked.config,
+        concurrency: checked.concurrency,
+        prefetch: checked.prefetch,
+        codec: this.options.codec,
+        clock: this.clock,
+        onError: this.options.onError,
+      },
+      () => this.subscriptions.delete(sub),
+    )
+    this.subscriptions.add(sub)
+    checked.signal?.addEventListener('abort', () => void sub.close(), { once: true })
+    if (checked.signal?.aborted === true) void sub.close()
+    return sub
+  }
+
+  /** Deletes a subscription and its state; its consumers are cut off. */
+  async deleteSubscription(topic: string, subscription: string): Promise<void> {
+    this.checkOpen()
+    await this.driver.deleteSubscription(checkTopicName(topic), checkSubscriptionName(subscription))
+  }
+
+  /** Figures of a topic and each of its subscriptions (depth, in flight, redeliveries, dead letters, …). */
+  async stats(topic: string): Promise<TopicStats> {
+    this.checkOpen()
+    return this.driver.stats(checkTopicName(topic))
+  }
+
+  /**
+   * Dead letters of `topic` (in `<topic>.dlq`, or `deadLetterTopic`) that
+   * have not been redriven, oldest first per partition, with why they died.
+   */
+  async deadLetters<T = unknown>(
+    topic: string,
+    options: { max?: number; deadLetterTopic?: string } = {},
+  ): Promise<DeadLetter<T>[]> {
+    this.checkOpen()
+    const dlq = checkTopicName(options.deadLetterTopic ?? `${checkTopicName(topic)}.dlq`)
+    const max = options.max === undefined ? 100 : checkInteger('max', options.max, 1, limits.readMax)
+    let records: StoredRecord[]
+    try {
+      records = await this.driver.peek(dlq, redriveSubscription, max)
+    } catch (err) {
+      if (hasCode(err, ErrorCode.TopicNotFound)) return []
+      throw err
+    }
+    return records.map((record) => {
+      const h = record.headers
+      return {
+        ...this.toMessage<T>(dlq, record),
+        originalTopic: h[DeadLetterHeaders.OriginalTopic] ?? topic,
+        originalPartition: Number(h[DeadLetterHeaders.OriginalPartition] ?? -1),
+        originalOffset: Number(h[DeadLetterHeaders.OriginalOffset] ?? -1),
+        subscription: h[DeadLetterHeaders.Subscription] ?? '',
+        attempts: Number(h[DeadLetterHeaders.Attempts] ?? 0),
+        error: h[DeadLetterHeaders.Error] ?? '',
+        deadLetteredAt: Number(h[DeadLetterHeaders.DeadLetteredAt] ?? 0),
+      }
+    })
+  }
+
+  /**
+   * Moves dead letters back to the topic they came from (or `to`), at most
+   * `ratePerSecond`, up to `max`; the copies keep their id, key and headers
+   * (without the dead-letter headers). Resolves with how many moved.
+   */
+  async redrive(topic: string, options: RedriveOptions = {}): Promise<RedriveResult> {
+    this.checkOpen()
+    const dlq = checkTopicName(options.deadLetterTopic ?? `${checkTopicName(topic)}.dlq`)
+    const to = options.to === undefined ? undefined : checkTopicName(options.to)
+    const max =
+      options.max === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('max', options.max, 1, Number.MAX_SAFE_INTEGER)
+    const rate =
+      options.ratePerSecond === undefined
+        ? Infinity
+        : checkInteger('ratePerSecond', options.ratePerSecond, 1, 10_000_000)
+    let waiting: number
+    try {
+      waiting = (await this.driver.peek(dlq, redriveSubscription, Math.min(max, limits.readMax))).length
+    } catch (err) {
+      if (hasCode(err, ErrorCode.TopicNotFound)) return { moved: 0 }
+      throw err
+    }
+    const consumer = await this.driver.openConsumer(dlq, redriveSubscription, {
+      delivery: DeliveryGuarantee.AtLeastOnce,
+      ordering: Ordering.None,
+      startAt: StartAt.Earliest,
+      ackTimeoutMs: 60_000,
+      maxLeaseMs: 600_000,
+      maxAttempts: 1_000_000,
+      backoff: { initialMs: 100, multiplier: 2, maxMs: 10_000, jitter: 0.2 },
+      deadLetter: null,
+    })
+    let moved = 0
+    const started = this.clock.now()
+    try {
+      while (moved < max && waiting > 0) {
+        const batch = await consumer.lease(Math.min(100, max - moved, waiting), AbortSignal.timeout(1000))
+        if (batch.length === 0) break
+        for (const record of batch) {
+          // Pace: the n-th message goes no earlier than n / rate seconds after the start.
+          const due = started + (moved * 1000) / rate
+          const wait = due - this.clock.now()
+          if (wait > 0) await new Promise<void>((resolve) => this.clock.setTimer(resolve, wait))
+          const headers: Record<string, string> = {}
+          for (const [name, value] of Object.entries(record.headers)) {
+            if (!Object.values<string>(DeadLetterHeaders).includes(name)) headers[name] = value
+          }
+          const target = to ?? record.headers[DeadLetterHeaders.OriginalTopic] ?? topic
+          await this.driver.append(target, [
+            { id: record.id, key: record.key, headers, payload: record.payload, format: record.format, deliverAt: 0 },
+          ])
+          await consumer.ack([{ partition: record.partition, offset: record.offset, attempt: record.attempt }])
+          moved++
+          waiting--
+        }
+      }
+    } finally {
+      await consumer.close()
+    }
+    return { moved }
+  }
+
+  /**
+   * Closes every subscription (draining by default: running handlers finish,
+   * prefetched messages go back), then the driver. Later calls throw CLOSED.
+   */
+  async close(options: CloseOptions = {}): Promise<void> {
     if (this.closed) return
     this.closed = true
+    // Subscriptions first, so handlers can finish and their acknowledgements land.
+    await Promise.all([...this.subscriptions].map((sub) => sub.close(options)))
     await this.driver.close()
   }
 }

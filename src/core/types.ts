@@ -113,3 +113,99 @@ export interface StoredRecord extends AppendRecord {
   readonly offset: number
   readonly timestamp: number
 }
+
+export const Ordering = { None: 'none', Key: 'key', Partition: 'partition', Global: 'global' } as const
+/**
+ * Per subscription:
+ * - `none`: no order, every message at once;
+ * - `key` (default): one message per key at a time, in offset order (keyless messages unordered); keys in parallel;
+ * - `partition`: one message per partition at a time, in offset order;
+ * - `global`: one message at a time for the whole topic, in publish order (1-partition topics only).
+ * A redelivered message goes before any later message of its key, partition or topic.
+ */
+export type Ordering = (typeof Ordering)[keyof typeof Ordering]
+
+export const DeliveryGuarantee = {
+  AtMostOnce: 'at-most-once',
+  AtLeastOnce: 'at-least-once',
+} as const
+/**
+ * - `at-most-once`: acknowledged when handed to a consumer; never redelivered;
+ * - `at-least-once` (default): acknowledged by the handler's success; redelivered after a failure, a nack,
+ *   an expired lease or a lost consumer, with backoff, until `maxAttempts`, then dead-lettered.
+ */
+export type DeliveryGuarantee = (typeof DeliveryGuarantee)[keyof typeof DeliveryGuarantee]
+
+export const StartAt = { Earliest: 'earliest', Latest: 'latest' } as const
+/** Where a new subscription starts; only matters when it is created. */
+export type StartAt = (typeof StartAt)[keyof typeof StartAt]
+
+/** A consumer's settings, resolved by core and handed to the driver. */
+export interface ConsumerConfig {
+  readonly delivery: DeliveryGuarantee
+  readonly ordering: Ordering
+  readonly startAt: StartAt
+  /** A lease not extended or acknowledged within this is lost and the message offered again. */
+  readonly ackTimeoutMs: number
+  /** The longest a lease may be extended to, from its first grant. */
+  readonly maxLeaseMs: number
+  /** Deliveries in total (not retries) before dead-lettering. */
+  readonly maxAttempts: number
+  readonly backoff: import('./backoff.ts').Backoff
+  /** Topic for messages that ran out of attempts; null drops them (counted). */
+  readonly deadLetter: string | null
+}
+
+/** A record handed to a consumer under a lease. */
+export interface LeasedRecord extends StoredRecord {
+  /** 1 for the first delivery. */
+  readonly attempt: number
+}
+
+/** Names one lease: the delivery attempt fences it, so a stale ack never acknowledges a newer delivery. */
+export interface LeaseRef {
+  readonly partition: number
+  readonly offset: number
+  readonly attempt: number
+}
+
+export interface PartitionStats {
+  readonly partition: number
+  /** First offset still stored. */
+  readonly startOffset: number
+  /** Next offset to be written. */
+  readonly endOffset: number
+  readonly bytes: number
+}
+
+/** Figures of one subscription. Counters count since this process started. */
+export interface SubscriptionStats {
+  readonly subscription: string
+  readonly ordering: Ordering
+  readonly delivery: DeliveryGuarantee
+  /** Stored messages not yet acknowledged (including in flight and delayed). */
+  readonly depth: number
+  /** Messages leased to consumers right now. */
+  readonly inFlight: number
+  /** Delayed messages not yet visible. */
+  readonly delayed: number
+  readonly consumers: number
+  readonly acked: number
+  readonly redeliveries: number
+  readonly deadLettered: number
+  /** Ran out of attempts with `deadLetter: false`. */
+  readonly dropped: number
+  /** Deleted by age or size retention before this subscription acknowledged them. */
+  readonly expiredUnread: number
+  /** Age of the oldest message not yet acknowledged, from its store time; null when none. */
+  readonly oldestUnackedAgeMs: number | null
+}
+
+export interface TopicStats {
+  readonly topic: string
+  /** Messages stored now. */
+  readonly messages: number
+  readonly bytes: number
+  readonly partitions: readonly PartitionStats[]
+  readonly subscriptions: readonly SubscriptionStats[]
+}

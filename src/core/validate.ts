@@ -8,7 +8,7 @@ import { Durability, type Headers, type PublishOptions, type TopicConfig, type T
  * that names the argument and says what would be accepted.
  */
 
-function invalid(message: string, details: Record<string, unknown> = {}): never {
+export function invalid(message: string, details: Record<string, unknown> = {}): never {
   throw sluiceError(ErrorCode.InvalidArgument, message, { details })
 }
 
@@ -44,10 +44,17 @@ export function checkSubscriptionName(name: unknown): string {
   return checkName('subscription', name, false)
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null) return false
   const proto = Object.getPrototypeOf(value) as unknown
   return proto === Object.prototype || proto === null
+}
+
+export function checkNumber(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    invalid(`${name} must be a number from ${min} to ${max}, got ${String(value)}`, { [name]: value })
+  }
+  return value
 }
 
 export function checkInteger(name: string, value: unknown, min: number, max: number): number {
@@ -57,7 +64,7 @@ export function checkInteger(name: string, value: unknown, min: number, max: num
   return value
 }
 
-function checkKnownKeys(what: string, value: Record<string, unknown>, known: readonly string[]): void {
+export function checkKnownKeys(what: string, value: Record<string, unknown>, known: readonly string[]): void {
   for (const key of Object.keys(value)) {
     if (!known.includes(key))
       invalid(`unknown ${what} option ${JSON.stringify(key)}; known options: ${known.join(', ')}`)

@@ -3,16 +3,22 @@ import { systemClock, type Clock } from '../core/clock.ts'
 import type { Capabilities, Driver } from '../core/driver.ts'
 import { asSluiceError, ErrorCode, sluiceError } from '../core/errors.ts'
 import { limits } from '../core/limits.ts'
+import { checkConsumerConfig } from '../core/subscribe-options.ts'
 import {
+  DeliveryGuarantee,
   Durability,
+  Ordering,
   type AppendRecord,
+  type ConsumerConfig,
   type Receipt,
   type StoredRecord,
   type TopicConfig,
   type TopicInfo,
+  type TopicStats,
 } from '../core/types.ts'
 import {
   checkInteger,
+  checkInternalName,
   checkTopicConfig,
   checkTopicName,
   topicConfigConflicts,
@@ -22,7 +28,9 @@ import { FileLog } from './log/file-log.ts'
 import { nodeFileSystem, type FileSystem } from './log/files.ts'
 import { MemoryLog } from './log/memory-log.ts'
 import type { PartitionLog, RecoveryReport } from './log/partition-log.ts'
-import { messageBytes, type LogRecord, type RecordDraft } from './log/record.ts'
+import { messageBytes, toStoredRecord, type RecordDraft } from './log/record.ts'
+import type { EngineConsumer } from './subscriptions/consumer.ts'
+import { SubscriptionRegistry } from './subscriptions/registry.ts'
 import { DirLock } from './lock.ts'
 import { Topic } from './topic.ts'
 
@@ -34,6 +42,7 @@ import { Topic } from './topic.ts'
  *   LOCK                                 the owning process
  *   topics/<topic>/topic.json            configuration, written last: a topic without it was never created
  *   topics/<topic>/<partition>/*.log     segments, *.idx their sparse indexes
+ *   state/                               subscription state: journal and snapshots
  *   trash/                               topics being deleted
  */
 
@@ -65,6 +74,12 @@ export class Engine implements Driver {
   private readonly fs: FileSystem
   private closed = false
   private stopRetention: (() => void) | null = null
+  private subscriptions: SubscriptionRegistry | null = null
+
+  private get registry(): SubscriptionRegistry {
+    if (this.subscriptions === null) throw sluiceError(ErrorCode.Internal, 'the engine is not open')
+    return this.subscriptions
+  }
   /** Torn tails recovery cut off at open, one per partition that had one. */
   readonly recoveries: RecoveryReport[] = []
 
@@ -77,6 +92,9 @@ export class Engine implements Driver {
     this.capabilities = {
       durability:
         options.dir === undefined ? [Durability.Memory] : [Durability.Fsync, Durability.Interval, Durability.Memory],
+      orderings: Object.values(Ordering),
+      deliveries: Object.values(DeliveryGuarantee),
+      delayedDelivery: true,
     }
   }
 
@@ -103,6 +121,17 @@ export class Engine implements Driver {
   }
 
   private async load(): Promise<void> {
+    await this.loadTopics()
+    this.subscriptions = await SubscriptionRegistry.open(this.dir, this.fs, {
+      clock: this.clock,
+      topic: (name) => this.topic(name),
+      ensureTopic: (name, like) => this.ensureTopic(name, like),
+      append: (topic, records) => this.append(topic, records),
+    })
+    for (const topic of this.topics.values()) this.registry.attach(topic)
+  }
+
+  private async loadTopics(): Promise<void> {
     const dir = this.dir
     if (dir === undefined) return
     const topicsDir = join(dir, 'topics')
@@ -266,6 +295,7 @@ export class Engine implements Driver {
     this.checkOpen()
     await this.serialised(name, async () => {
       const topic = this.topic(name)
+      await this.registry.dropTopic(topic)
       this.topics.delete(name)
       for (const log of topic.logs) await log.close().catch(() => undefined)
       const dir = this.dir
@@ -329,21 +359,22 @@ export class Engine implements Driver {
     checkInteger('fromOffset', fromOffset, 0, Number.MAX_SAFE_INTEGER)
     checkInteger('max', max, 1, limits.readMax)
     const records = await topic.logs[partition]!.read(fromOffset, max)
-    return records.map((record) => toStored(record, partition))
+    return records.map((record) => toStoredRecord(record, partition))
   }
 
   /** Runs retention on every partition now (it also runs every `retentionIntervalMs`). */
   async runRetention(): Promise<number> {
     let deleted = 0
     for (const topic of this.topics.values()) {
-      for (const log of topic.logs) {
+      for (const [partition, log] of topic.logs.entries()) {
         const result = await log.applyRetention({
           now: this.clock.now(),
           maxAgeMs: topic.info.retention.maxAgeMs,
           maxBytes: topic.info.retention.maxBytes,
-          consumedBefore: null,
+          consumedBefore: this.registry.consumedBefore(topic, partition),
         })
         deleted += result.deletedMessages
+        if (result.deletedMessages > 0) this.registry.retentionDeleted(topic, partition, result.startOffset)
       }
     }
     return deleted
@@ -363,6 +394,57 @@ export class Engine implements Driver {
     this.stopRetention = this.clock.setTimer(tick, every)
   }
 
+  /** Creates `name` like `like` (partitions, durability) unless it exists, whatever its shape then. */
+  private async ensureTopic(name: string, like: Topic): Promise<void> {
+    if (this.topics.has(name)) return
+    try {
+      await this.createTopic(name, { partitions: like.info.partitions, durability: like.info.durability })
+    } catch (err) {
+      if (!this.topics.has(name)) throw err
+    }
+  }
+
+  async openConsumer(topicName: string, subscription: string, config: ConsumerConfig): Promise<EngineConsumer> {
+    this.checkOpen()
+    checkInternalName('subscription', subscription)
+    const checked = checkConsumerConfig(config)
+    return this.serialised(topicName, () => {
+      this.checkOpen()
+      return this.registry.openConsumer(this.topic(topicName), subscription, checked)
+    })
+  }
+
+  async peek(topicName: string, subscription: string, max: number): Promise<StoredRecord[]> {
+    this.checkOpen()
+    checkInternalName('subscription', subscription)
+    checkInteger('max', max, 1, limits.readMax)
+    return this.registry.peek(this.topic(topicName), subscription, max)
+  }
+
+  async deleteSubscription(topicName: string, subscription: string): Promise<void> {
+    this.checkOpen()
+    checkInternalName('subscription', subscription)
+    await this.serialised(topicName, () => this.registry.deleteSubscription(this.topic(topicName), subscription))
+  }
+
+  async stats(topicName: string): Promise<TopicStats> {
+    this.checkOpen()
+    const topic = this.topic(topicName)
+    const partitions = topic.logs.map((log, partition) => ({
+      partition,
+      startOffset: log.startOffset,
+      endOffset: log.endOffset,
+      bytes: log.bytes,
+    }))
+    return {
+      topic: topic.name,
+      messages: partitions.reduce((n, p) => n + p.endOffset - p.startOffset, 0),
+      bytes: partitions.reduce((n, p) => n + p.bytes, 0),
+      partitions,
+      subscriptions: await this.registry.stats(topic),
+    }
+  }
+
   /** The partition logs of a topic (for tools and tests inside the engine). */
   logsOf(topicName: string): readonly PartitionLog[] {
     return this.topic(topicName).logs
@@ -372,24 +454,12 @@ export class Engine implements Driver {
     if (this.closed) return
     this.closed = true
     this.stopRetention?.()
+    // Subscription state is checkpointed while the logs are still open.
+    await this.subscriptions?.close().catch(() => undefined)
     for (const topic of this.topics.values()) {
       for (const log of topic.logs) await log.close().catch(() => undefined)
     }
     this.topics.clear()
     await this.lock?.release()
-  }
-}
-
-function toStored(record: LogRecord, partition: number): StoredRecord {
-  return {
-    id: record.id,
-    key: record.key,
-    headers: record.headers,
-    payload: record.payload,
-    format: record.format,
-    deliverAt: record.deliverAt,
-    partition,
-    offset: record.offset,
-    timestamp: record.timestamp,
   }
 }

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { TestContext } from 'node:test'
+import { cleanup } from './cleanup.ts'
 
 /** A TypeScript script run as a real child process, its stdout read line by line. */
 export interface Child {
@@ -65,6 +66,6 @@ export function runChild(t: TestContext | null, script: string, args: string[], 
       await exited
     },
   }
-  t?.after(() => handle.kill9())
+  if (t !== null) cleanup(t, () => handle.kill9())
   return handle
 }

@@ -10,6 +10,7 @@ import { tempDir } from '../../../test/helpers/temp-dir.ts'
 import { FileLog, type FileLogOptions } from './file-log.ts'
 import { nodeFileSystem } from './files.ts'
 import { encodedSize, type RecordDraft } from './record.ts'
+import { cleanup } from '../../../test/helpers/cleanup.ts'
 
 function draft(i: number, payloadBytes = 100): RecordDraft {
   return {
@@ -61,7 +62,7 @@ test('appends get dense offsets and read back identically after reopen', async (
   )
   await log.close()
   const again = await FileLog.open(options(dir))
-  t.after(() => again.close())
+  cleanup(t, () => again.close())
   assert.equal(again.recovery, null)
   assert.equal(again.endOffset, 50)
   const records = await again.read(0, 100)
@@ -82,7 +83,7 @@ test('appends of one tick share one write and one fsync (group commit)', async (
   const dir = await tempDir(t)
   const fs = new FaultyFileSystem()
   const log = await FileLog.open(options(dir, { fs }))
-  t.after(() => log.close())
+  cleanup(t, () => log.close())
   const syncsBefore = fs.syncs
   const writesBefore = fs.writes
   await Promise.all(Array.from({ length: 64 }, (_, i) => log.append([draft(i)])))
@@ -114,7 +115,7 @@ test('segments roll at segmentBytes and reads cross them in order', async (t) =>
     'garbage',
   )
   const again = await FileLog.open(options(dir, { segmentBytes: 2048 }))
-  t.after(() => again.close())
+  cleanup(t, () => again.close())
   assert.equal(again.endOffset, 100)
   assert.deepEqual(
     (await again.read(0, 200)).map((r) => r.id),
@@ -126,7 +127,7 @@ test('segments roll at segmentBytes and reads cross them in order', async (t) =>
 test('reads use the sparse index and the cache without changing results', async (t) => {
   const dir = await tempDir(t)
   const log = await FileLog.open(options(dir, { cacheBytes: 8 * 1024 }))
-  t.after(() => log.close())
+  cleanup(t, () => log.close())
   for (let i = 0; i < 300; i += 10) await log.append(Array.from({ length: 10 }, (_, j) => draft(i + j)))
   for (const from of [0, 1, 41, 150, 250, 299]) {
     const got = await log.read(from, 7)
@@ -205,7 +206,7 @@ test('a region of zeros at the tail (written size, unwritten data) is cut as tor
     Buffer.concat([source.subarray(0, third), Buffer.alloc(fourth - third), source.subarray(fourth)]),
   )
   const recovered = await FileLog.open(options(dir))
-  t.after(() => recovered.close())
+  cleanup(t, () => recovered.close())
   assert.equal(recovered.endOffset, 3)
   assert.match(recovered.recovery!.reason, /zeros/)
 })
@@ -248,7 +249,7 @@ test('a full disk fails the batch with STORAGE_FULL, stores nothing, and the log
   const dir = await tempDir(t)
   const fs = new FaultyFileSystem()
   const log = await FileLog.open(options(dir, { fs }))
-  t.after(() => log.close())
+  cleanup(t, () => log.close())
   await log.append([draft(0), draft(1)])
   fs.failWrites = 'ENOSPC'
   await assert.rejects(log.append([draft(2), draft(3)]), (err: SluiceError) => err.code === ErrorCode.StorageFull)
@@ -262,7 +263,7 @@ test('a full disk fails the batch with STORAGE_FULL, stores nothing, and the log
   )
   await log.close()
   const again = await FileLog.open(options(dir))
-  t.after(() => again.close())
+  cleanup(t, () => again.close())
   assert.deepEqual(
     (await again.read(0, 10)).map((r) => r.id),
     ['m-0', 'm-1', 'm-4'],
@@ -284,7 +285,7 @@ test('after a failed fsync the log refuses writes, even once fsync works again',
   await log.close()
   // Reopening reads what is really on disk and accepts writes again.
   const again = await FileLog.open(options(dir))
-  t.after(() => again.close())
+  cleanup(t, () => again.close())
   const [next] = await again.append([draft(3)])
   assert.equal(next!.offset, again.endOffset - 1)
   assert.equal((await again.read(0, 10))[0]!.id, 'm-0')
@@ -294,7 +295,7 @@ test('retention deletes whole old segments by age, by size, and by consumption',
   const dir = await tempDir(t)
   const clock = new FakeClock()
   const log = await FileLog.open(options(dir, { clock, segmentBytes: 2048 }))
-  t.after(() => log.close())
+  cleanup(t, () => log.close())
   for (let i = 0; i < 40; i++) await log.append([draft(i)])
   clock.advance(60_000)
   for (let i = 40; i < 80; i++) await log.append([draft(i)])

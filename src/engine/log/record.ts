@@ -1,6 +1,6 @@
 import { crc32c } from '@node-rs/crc32'
 import { isPayloadFormat, type PayloadFormat } from '../../core/codec.ts'
-import type { Headers } from '../../core/types.ts'
+import type { Headers, StoredRecord } from '../../core/types.ts'
 
 /**
  * Record: the unit of a segment file. All integers big-endian.
@@ -248,4 +248,19 @@ export function storedRecord(draft: RecordDraft, offset: number, timestamp: numb
 /** Reads the offset field of the record at `at` without checking it (for index rebuilds of verified data). */
 export function peekOffset(buf: Buffer, at: number): number {
   return readU64(buf, at + 8)
+}
+
+/** A record as the driver contract hands it out. */
+export function toStoredRecord(record: LogRecord, partition: number): StoredRecord {
+  return {
+    id: record.id,
+    key: record.key,
+    headers: record.headers,
+    payload: record.payload,
+    format: record.format,
+    deliverAt: record.deliverAt,
+    partition,
+    offset: record.offset,
+    timestamp: record.timestamp,
+  }
 }

@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { ErrorCode, SluiceError } from '../../errors.ts'
+import type { Message } from '../../message.ts'
+import type { ConformanceTarget } from '../target.ts'
+import { deferred, eventually, turns, uniqueName } from '../helpers.ts'
+
+export function atLeastOnceCases(target: ConformanceTarget): void {
+  test('a throwing handler gets the message again after the backoff, not before', async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const topic = uniqueName('retry')
+    await sluice.createTopic(topic)
+    await sluice.publish(topic, 'payload')
+    const attempts: { attempt: number; at: number }[] = []
+    await sluice.subscribe(
+      topic,
+      's',
+      (m) => {
+        attempts.push({ attempt: m.attempt, at: instance.now() })
+        if (m.attempt === 1) throw new Error('first try fails')
+      },
+      { backoff: { initialMs: 1000, multiplier: 2, maxMs: 10_000, jitter: 0 } },
+    )
+    await eventually('the first delivery', () => attempts.length === 1)
+    await instance.advance(990)
+    await turns(20)
+    assert.equal(attempts.length, 1, 'redelivered before the backoff passed')
+    await instance.advance(20)
+    await eventually('the redelivery', () => attempts.length === 2)
+    assert.equal(attempts[1]!.attempt, 2)
+    assert.ok(attempts[1]!.at - attempts[0]!.at >= 1000)
+    await eventually('the acknowledgement', async () => (await sluice.stats(topic)).subscriptions[0]!.depth === 0)
+  })
+
+  test('after maxAttempts deliveries the message goes to the dead-letter topic with its headers, and can be redriven', async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const topic = uniqueName('poison')
+    await sluice.createTopic(topic, { partitions: 2 })
+    const receipt = await sluice.publish(
+      topic,
+      { order: 7 },
+      { key: 'user-1', id: 'order-7', headers: { trace: 't-1' } },
+    )
+    let deliveries = 0
+    let fail = true
+    const handled: number[] = []
+    await sluice.subscribe(
+      topic,
+      'billing',
+      (m) => {
+        deliveries++
+        handled.push(m.attempt)
+        if (fail) throw new Error(`card declined (try ${m.attempt})`)
+      },
+      { maxAttempts: 3, backoff: { initialMs: 100, multiplier: 1, maxMs: 100, jitter: 0 } },
+    )
+    await eventually('the first delivery', () => deliveries === 1)
+    for (let i = 0; i < 5; i++) await instance.advance(150)
+    const dlq = `${topic}.dlq`
+    let dead: Awaited<ReturnType<typeof sluice.deadLetters>> = []
+    await eventually('the dead letter', async () => (dead = await sluice.deadLetters(topic)).length === 1)
+    assert.equal(deliveries, 3, 'maxAttempts counts deliveries in total')
+    const letter = dead[0]!
+    assert.equal(letter.id, 'order-7')
+    assert.equal(letter.key, 'user-1')
+    assert.deepEqual(letter.data, { order: 7 })
+    assert.equal(letter.topic, dlq)
+    assert.equal(letter.originalTopic, topic)
+    assert.equal(letter.originalPartition, receipt.partition)
+    assert.equal(letter.originalOffset, receipt.offset)
+    assert.equal(letter.subscription, 'billing')
+    assert.equal(letter.attempts, 3)
+    assert.match(letter.error, /card declined \(try 3\)/)
+    assert.equal(letter.headers['trace'], 't-1', 'the original headers are kept')
+    assert.equal(letter.headers['sluice-original-topic'], topic)
+    const stats = await sluice.stats(topic)
+    assert.equal(stats.subscriptions[0]!.deadLettered, 1)
+    assert.equal(stats.subscriptions[0]!.depth, 0, 'a dead-lettered message is done for its subscription')
+
+    // Fixed: redrive it, and the subscription gets it again (a new copy, attempt 1).
+    fail = false
+    const { moved } = await sluice.redrive(topic, { ratePerSecond: 100 })
+    assert.equal(moved, 1)
+    await eventually('the redriven message', () => handled.length === 4)
+    assert.equal(handled[3], 1)
+    assert.deepEqual(await sluice.deadLetters(topic), [], 'redriven letters are no longer listed')
+    const back = await sluice.read(topic, receipt.partition, receipt.offset + 1, 10)
+    assert.equal(back[0]!.id, 'order-7')
+    assert.equal(back[0]!.headers['sluice-original-topic'], undefined, 'dead-letter headers are stripped')
+    assert.equal(back[0]!.headers['trace'], 't-1')
+  })
+
+  test('with deadLetter false a message that runs out of attempts is dropped and counted', async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const topic = uniqueName('drop')
+    await sluice.createTopic(topic)
+    await sluice.publish(topic, 'x')
+    let deliveries = 0
+    await sluice.subscribe(
+      topic,
+      's',
+      () => {
+        deliveries++
+        throw new Error('always')
+      },
+      { maxAttempts: 2, deadLetter: false, backoff: { initialMs: 10, maxMs: 10, jitter: 0 } },
+    )
+    await eventually('the first delivery', () => deliveries === 1)
+    await instance.advance(50)
+    await eventually('the drop', async () => (await sluice.stats(topic)).subscriptions[0]!.dropped === 1)
+    assert.equal(deliveries, 2)
+    await assert.rejects(
+      sluice.describeTopic(`${topic}.dlq`),
+      (err: SluiceError) => err.code === ErrorCode.TopicNotFound,
+    )
+  })
+
+  test('an expired lease redelivers, the stale ack is refused and never acknowledges the newer delivery', async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const topic = uniqueName('lease')
+    await sluice.createTopic(topic)
+    await sluice.publish(topic, 'slow work')
+    const first = deferred()
+    const deliveries: Message[] = []
+    const errors: unknown[] = []
+    const stuck = await instance.connect()
+    // maxLeaseMs = ackTimeoutMs: the heartbeat cannot extend, so the lease expires while the handler runs.
+    await stuck.subscribe(
+      topic,
+      'work',
+      async (m) => {
+        deliveries.push(m)
+        await first.promise
+        await m.ack().catch((err: unknown) => errors.push(err))
+      },
+      { ackTimeoutMs: 1000, maxLeaseMs: 1000, prefetch: 0, backoff: { initialMs: 0, maxMs: 0 } },
+    )
+    await eventually('the first delivery', () => deliveries.length === 1)
+    const second = deferred<'ack' | 'nack'>()
+    await sluice.subscribe(
+      topic,
+      'work',
+      async (m) => {
+        deliveries.push(m)
+        if ((await second.promise) === 'nack') await m.nack({ delayMs: 0 })
+      },
+      { ackTimeoutMs: 60_000, backoff: { initialMs: 0, maxMs: 0 } },
+    )
+    await instance.advance(1100)
+    await eventually('the redelivery', () => deliveries.length === 2)
+    assert.equal(deliveries[0]!.signal.aborted, true, 'the first handler was told its lease was lost')
+    assert.equal(deliveries[1]!.attempt, 2)
+    first.resolve()
+    await eventually('the stale ack to be refused', () => errors.length === 1)
+    assert.ok(errors[0] instanceof SluiceError)
+    assert.equal(errors[0].code, ErrorCode.LeaseLost)
+    // The stale ack did not acknowledge the second delivery: a nack brings the message back.
+    second.resolve('nack')
+    await eventually('a third delivery', () => deliveries.length >= 3)
+    assert.equal(deliveries[2]!.attempt, 3)
+  })
+
+  test('a running handler keeps its lease alive past ackTimeoutMs, up to maxLeaseMs', async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const topic = uniqueName('heartbeat')
+    await sluice.createTopic(topic)
+    await sluice.publish(topic, 'long job')
+    const release = deferred()
+    let deliveries = 0
+    let aborted = false
+    await sluice.subscribe(
+      topic,
+      's',
+      async (m) => {
+        deliveries++
+        m.signal.addEventListener('abort', () => (aborted = true))
+        await release.promise
+      },
+      { ackTimeoutMs: 300, maxLeaseMs: 60_000 },
+    )
+    await eventually('the delivery', () => deliveries === 1)
+    await instance.advance(3000)
+    assert.equal(deliveries, 1, 'redelivered although the handler was still running')
+    assert.equal(aborted, false)
+    release.resolve()
+    await eventually('the acknowledgement', async () => (await sluice.stats(topic)).subscriptions[0]!.depth === 0)
+  })
+
+  test('nack with a delay, and extend, do what they say', async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const topic = uniqueName('nack')
+    await sluice.createTopic(topic)
+    await sluice.publish(topic, 'm')
+    const sub = await sluice.subscribe(topic, 's', { ackTimeoutMs: 1000, maxLeaseMs: 1000 })
+    const iterator = sub[Symbol.asyncIterator]()
+    const first = (await iterator.next()).value as Message
+    await first.extend(500)
+    await first.nack({ delayMs: 5000 })
+    const next = iterator.next()
+    let got = false
+    void next.then(() => (got = true))
+    await instance.advance(4900)
+    await turns(20)
+    assert.equal(got, false, 'came back before its nack delay')
+    await instance.advance(200)
+    const again = (await next).value as Message
+    assert.equal(again.attempt, 2)
+    await again.ack()
+    await assert.rejects(again.extend(100), (err: SluiceError) => err.code === ErrorCode.LeaseLost)
+    await sub.close()
+  })
+}

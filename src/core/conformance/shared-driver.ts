@@ -1,0 +1,22 @@
+import type { Driver } from '../driver.ts'
+
+/**
+ * A view of a driver whose close() leaves the driver open: lets several
+ * `Sluice` clients share one in-process engine, each closing only itself.
+ */
+export function sharedDriver(driver: Driver): Driver {
+  return {
+    capabilities: driver.capabilities,
+    createTopic: (name, config) => driver.createTopic(name, config),
+    describeTopic: (name) => driver.describeTopic(name),
+    listTopics: () => driver.listTopics(),
+    deleteTopic: (name) => driver.deleteTopic(name),
+    append: (topic, records) => driver.append(topic, records),
+    read: (topic, partition, from, max) => driver.read(topic, partition, from, max),
+    openConsumer: (topic, subscription, config) => driver.openConsumer(topic, subscription, config),
+    peek: (topic, subscription, max) => driver.peek(topic, subscription, max),
+    deleteSubscription: (topic, subscription) => driver.deleteSubscription(topic, subscription),
+    stats: (topic) => driver.stats(topic),
+    close: () => Promise.resolve(),
+  }
+}

@@ -1,0 +1,27 @@
+import { describe } from 'node:test'
+import { atLeastOnceCases } from './cases/at-least-once.ts'
+import { atMostOnceCases } from './cases/at-most-once.ts'
+import { delayedCases } from './cases/delayed.ts'
+import { fanOutCases } from './cases/fan-out.ts'
+import { lifecycleCases } from './cases/lifecycle.ts'
+import { orderingCases } from './cases/ordering.ts'
+import { restartCases } from './cases/restart.ts'
+import type { ConformanceTarget } from './target.ts'
+
+/**
+ * The conformance suite: behaviour tests written once against the public
+ * API, run against every driver. A driver is done when it passes.
+ */
+export function runConformance(target: ConformanceTarget): void {
+  describe(`conformance: ${target.name}`, { skip: target.skip ?? false }, () => {
+    fanOutCases(target)
+    orderingCases(target)
+    atLeastOnceCases(target)
+    atMostOnceCases(target)
+    delayedCases(target)
+    lifecycleCases(target)
+    restartCases(target)
+  })
+}
+
+export type { ConformanceTarget, TargetInstance } from './target.ts'

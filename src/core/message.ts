@@ -1,0 +1,134 @@
+import { decodePayload, type Codec } from './codec.ts'
+import type { DriverConsumer } from './driver.ts'
+import { ErrorCode, sluiceError } from './errors.ts'
+import { DeliveryGuarantee, type Headers, type LeasedRecord, type LeaseRef, type StoredMessage } from './types.ts'
+
+/** A message handed to a handler (or an iterator) under a lease. */
+export interface Message<T = unknown> extends StoredMessage<T> {
+  /** 1 on the first delivery, then one more per redelivery. */
+  readonly attempt: number
+  /** Aborts when the lease is lost (expired, consumer cut off) or the subscription closes without draining. */
+  readonly signal: AbortSignal
+  /**
+   * Acknowledges: resolves once recorded as the topic's durability says; the
+   * message is then never delivered again to this subscription. Throws
+   * LEASE_LOST when the lease was lost (another delivery may be running).
+   */
+  ack(): Promise<void>
+  /** Gives the message back as failed: offered again after `delayMs` (default: the backoff), or dead-lettered after maxAttempts. */
+  nack(options?: { delayMs?: number; reason?: string }): Promise<void>
+  /** Extends the lease by `ms` from now (up to maxLeaseMs); throws LEASE_LOST when it was lost. */
+  extend(ms: number): Promise<void>
+}
+
+export type Handler<T = unknown> = (message: Message<T>) => unknown
+
+/** The runner's handle on a leased message: the public Message plus its lease bookkeeping. */
+export class LeasedMessage<T = unknown> implements Message<T> {
+  readonly id: string
+  readonly key: string | null
+  readonly headers: Headers
+  readonly topic: string
+  readonly partition: number
+  readonly offset: number
+  readonly timestamp: number
+  readonly deliverAt: number | null
+  readonly attempt: number
+  readonly ref: LeaseRef
+  readonly refKey: string
+  private readonly controller = new AbortController()
+  private settlement: Promise<void> | null = null
+  private decoded: { value: T } | null = null
+  /** When the lease was granted, for maxLeaseMs. */
+  readonly leasedAt: number
+  lost = false
+
+  constructor(
+    topic: string,
+    private readonly record: LeasedRecord,
+    private readonly consumer: DriverConsumer,
+    private readonly delivery: DeliveryGuarantee,
+    private readonly codec: Codec | undefined,
+    now: number,
+  ) {
+    this.id = record.id
+    this.key = record.key
+    this.headers = record.headers
+    this.topic = topic
+    this.partition = record.partition
+    this.offset = record.offset
+    this.timestamp = record.timestamp
+    this.deliverAt = record.deliverAt === 0 ? null : record.deliverAt
+    this.attempt = record.attempt
+    this.ref = { partition: record.partition, offset: record.offset, attempt: record.attempt }
+    this.refKey = `${record.partition}:${record.offset}`
+    this.leasedAt = now
+  }
+
+  /** Decoded on first use: a payload that does not decode fails the handler (and is retried, then dead-lettered). */
+  get data(): T {
+    this.decoded ??= { value: decodePayload(this.record.payload, this.record.format, this.codec) as T }
+    return this.decoded.value
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal
+  }
+
+  /** Whether ack or nack has been called. */
+  get settled(): boolean {
+    return this.settlement !== null
+  }
+
+  private leaseLost(what: string): never {
+    throw sluiceError(
+      ErrorCode.LeaseLost,
+      `${what} of message ${this.id} (${this.topic}/${this.partition}@${this.offset}, attempt ${this.attempt}) was refused: its lease was lost, so it may be delivered again`,
+      { details: { topic: this.topic, partition: this.partition, offset: this.offset, attempt: this.attempt } },
+    )
+  }
+
+  ack(): Promise<void> {
+    this.settlement ??= this.consumer.ack([this.ref]).then(([ok]) => {
+      // At-most-once messages were acknowledged when handed out; a late ack only releases their order.
+      if (ok !== true && this.delivery !== DeliveryGuarantee.AtMostOnce) this.leaseLost('the acknowledgement')
+    })
+    return this.settlement
+  }
+
+  nack(options: { delayMs?: number; reason?: string } = {}): Promise<void> {
+    if (options.delayMs !== undefined && (!Number.isSafeInteger(options.delayMs) || options.delayMs < 0)) {
+      return Promise.reject(
+        sluiceError(
+          ErrorCode.InvalidArgument,
+          `nack delayMs must be a non-negative integer, got ${String(options.delayMs)}`,
+        ),
+      )
+    }
+    this.settlement ??= this.consumer
+      .nack([this.ref], options.delayMs ?? null, options.reason ?? 'nacked by the consumer')
+      .then(() => undefined)
+    return this.settlement
+  }
+
+  async extend(ms: number): Promise<void> {
+    if (!Number.isSafeInteger(ms) || ms <= 0)
+      throw sluiceError(ErrorCode.InvalidArgument, `extend takes a positive integer of milliseconds, got ${String(ms)}`)
+    const [ok] = await this.consumer.extend([this.ref], ms)
+    if (ok !== true) {
+      this.markLost()
+      this.leaseLost('extending the lease')
+    }
+  }
+
+  /** The lease is gone: tell the handler through its signal. */
+  markLost(): void {
+    this.lost = true
+    this.controller.abort(sluiceError(ErrorCode.LeaseLost, `the lease on message ${this.id} was lost`))
+  }
+
+  /** The subscription closes without draining. */
+  abort(reason: unknown): void {
+    this.controller.abort(reason)
+  }
+}

@@ -1,0 +1,306 @@
+import type { Clock } from './clock.ts'
+import type { Codec } from './codec.ts'
+import type { DriverConsumer } from './driver.ts'
+import { asSluiceError, ErrorCode, hasCode, sluiceError } from './errors.ts'
+import { LeasedMessage, type Handler, type Message } from './message.ts'
+import type { ConsumerConfig, LeaseRef } from './types.ts'
+
+/**
+ * The handler runner, the same on every driver: leases messages within
+ * `concurrency + prefetch`, runs up to `concurrency` handlers at once,
+ * acknowledges on return, nacks with backoff on throw, keeps leases alive
+ * while messages are held (up to maxLeaseMs), aborts `msg.signal` when a
+ * lease is lost, and drains on close.
+ */
+
+export interface SubscriptionSettings {
+  readonly topic: string
+  readonly name: string
+  readonly config: ConsumerConfig
+  readonly concurrency: number
+  readonly prefetch: number
+  readonly codec: Codec | undefined
+  readonly clock: Clock
+  /** Told about failures the runner handles itself (a refused ack, a lease call that failed). */
+  readonly onError?: (err: unknown) => void
+}
+
+export interface CloseOptions {
+  /** Wait for running handlers and give prefetched messages back (default true); false aborts handlers at once. */
+  readonly drain?: boolean
+  /** The longest a drain waits for running handlers before aborting them. Default 30000. */
+  readonly timeoutMs?: number
+}
+
+export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
+  /** Leased, not yet started. */
+  private buffer: LeasedMessage<T>[] = []
+  private readonly running = new Set<LeasedMessage<T>>()
+  /** Every message this consumer holds a lease on (buffered or running). */
+  private readonly held = new Map<string, LeasedMessage<T>>()
+  private readonly leaseAbort = new AbortController()
+  private stopping = false
+  private closePromise: Promise<void> | null = null
+  private pump: Promise<void> | null = null
+  private wakePump: (() => void) | null = null
+  private cancelHeartbeat: (() => void) | null = null
+  private iterating = false
+  private current: LeasedMessage<T> | null = null
+  private readonly settledListeners = new Set<() => void>()
+  /** An open subscription keeps the process alive, as a listening server does. */
+  private readonly keepAlive: NodeJS.Timeout = setInterval(() => undefined, 2 ** 30)
+
+  constructor(
+    private readonly consumer: DriverConsumer,
+    private readonly handler: Handler<T> | null,
+    private readonly settings: SubscriptionSettings,
+    private readonly onClosed: () => void,
+  ) {
+    consumer.onLeaseLost((ref) => this.leaseLost(ref))
+    this.scheduleHeartbeat()
+    if (handler !== null) this.pump = this.runHandlers()
+  }
+
+  get topic(): string {
+    return this.settings.topic
+  }
+
+  get name(): string {
+    return this.settings.name
+  }
+
+  /** Messages this consumer holds (running and prefetched). */
+  get inFlight(): number {
+    return this.held.size
+  }
+
+  get closed(): boolean {
+    return this.stopping
+  }
+
+  private report(err: unknown): void {
+    this.settings.onError?.(err)
+  }
+
+  private adopt(records: Awaited<ReturnType<DriverConsumer['lease']>>): void {
+    const now = this.settings.clock.now()
+    for (const record of records) {
+      const message = new LeasedMessage<T>(
+        this.topic,
+        record,
+        this.consumer,
+        this.settings.config.delivery,
+        this.settings.codec,
+        now,
+      )
+      this.held.set(message.refKey, message)
+      this.buffer.push(message)
+    }
+  }
+
+  // --- handler mode ---
+
+  private async runHandlers(): Promise<void> {
+    let failures = 0
+    while (!this.stopping) {
+      const room = this.settings.concurrency + this.settings.prefetch - this.held.size
+      if (room <= 0) {
+        await new Promise<void>((resolve) => (this.wakePump = resolve))
+        continue
+      }
+      try {
+        this.adopt(await this.consumer.lease(Math.max(1, room), this.leaseAbort.signal))
+        failures = 0
+      } catch (err) {
+        if (this.leaseAbort.signal.aborted) break
+        this.report(err)
+        if (hasCode(err, ErrorCode.Closed)) break
+        // The driver failed (a broker restarting, a read error): try again, backing off to 5 s.
+        failures++
+        await new Promise<void>((resolve) => {
+          const cancel = this.settings.clock.setTimer(resolve, Math.min(5000, 50 * 2 ** failures))
+          this.leaseAbort.signal.addEventListener('abort', () => (cancel(), resolve()), { once: true })
+        })
+      }
+      this.startHandlers()
+    }
+  }
+
+  private startHandlers(): void {
+    while (!this.stopping && this.running.size < this.settings.concurrency && this.buffer.length > 0) {
+      const message = this.buffer.shift()!
+      if (message.lost) continue
+      this.running.add(message)
+      void this.handle(message)
+    }
+  }
+
+  private async handle(message: LeasedMessage<T>): Promise<void> {
+    try {
+      await this.handler!(message)
+      if (!message.settled && !message.lost) await message.ack()
+    } catch (err) {
+      if (!message.settled && !message.lost) {
+        const reason = err instanceof Error ? err.message : String(err)
+        await message.nack({ reason: reason.slice(0, 1000) }).catch((nackErr: unknown) => this.report(nackErr))
+      } else if (!hasCode(err, ErrorCode.LeaseLost)) {
+        this.report(err)
+      }
+    } finally {
+      this.running.delete(message)
+      this.finish(message)
+    }
+  }
+
+  /** A message is done: free its place, let the pump lease more. */
+  private finish(message: LeasedMessage<T>): void {
+    this.held.delete(message.refKey)
+    if (this.handler !== null) this.startHandlers()
+    const wake = this.wakePump
+    this.wakePump = null
+    wake?.()
+    for (const listener of this.settledListeners) listener()
+  }
+
+  // --- leases ---
+
+  private leaseLost(ref: LeaseRef): void {
+    const message = this.held.get(`${ref.partition}:${ref.offset}`)
+    if (message?.ref.attempt !== ref.attempt) return
+    message.markLost()
+    if (!this.running.has(message)) {
+      this.buffer = this.buffer.filter((m) => m !== message)
+      this.finish(message)
+    }
+  }
+
+  /** Extends the leases of held messages every third of ackTimeoutMs, until maxLeaseMs. */
+  private scheduleHeartbeat(): void {
+    const every = Math.max(5, Math.floor(this.settings.config.ackTimeoutMs / 3))
+    const beat = (): void => {
+      this.cancelHeartbeat = null
+      if (this.stopping && this.held.size === 0) return
+      const now = this.settings.clock.now()
+      const due = [...this.held.values()].filter((m) => !m.lost && now - m.leasedAt < this.settings.config.maxLeaseMs)
+      if (due.length > 0) {
+        this.consumer
+          .extend(
+            due.map((m) => m.ref),
+            this.settings.config.ackTimeoutMs,
+          )
+          .then(
+            (results) => {
+              results.forEach((ok, i) => {
+                const message = due[i]!
+                if (!ok && !message.settled) this.leaseLost(message.ref)
+              })
+            },
+            (err: unknown) => this.report(err),
+          )
+      }
+      this.cancelHeartbeat = this.settings.clock.setTimer(beat, every)
+    }
+    this.cancelHeartbeat = this.settings.clock.setTimer(beat, every)
+  }
+
+  // --- iterator mode ---
+
+  /**
+   * Consumes with `for await`. Each message is acknowledged when the loop asks
+   * for the next one, unless the body already acked or nacked it. `break` (or
+   * a throw out of the loop) gives back the current and prefetched messages
+   * and closes the subscription.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Message<T>> {
+    if (this.handler !== null)
+      throw sluiceError(ErrorCode.InvalidArgument, 'this subscription runs a handler; subscribe without one to iterate')
+    if (this.iterating) throw sluiceError(ErrorCode.InvalidArgument, 'this subscription is already being iterated')
+    this.iterating = true
+    return {
+      next: () => this.nextMessage(),
+      return: async () => {
+        await this.close({ drain: true })
+        return { done: true, value: undefined }
+      },
+    }
+  }
+
+  private async nextMessage(): Promise<IteratorResult<Message<T>>> {
+    const previous = this.current
+    this.current = null
+    if (previous !== null) {
+      if (!previous.settled && !previous.lost) {
+        try {
+          await previous.ack()
+        } catch (err) {
+          // A lost lease means the message comes again: not the loop's failure.
+          if (!hasCode(err, ErrorCode.LeaseLost)) throw asSluiceError(err)
+        }
+      }
+      this.finish(previous)
+    }
+    while (!this.stopping) {
+      const message = this.buffer.shift()
+      if (message !== undefined) {
+        if (message.lost) continue
+        this.current = message
+        return { done: false, value: message }
+      }
+      const room = 1 + this.settings.prefetch - this.held.size
+      this.adopt(
+        await this.consumer.lease(Math.max(1, room), this.leaseAbort.signal).catch((err: unknown) => {
+          if (this.stopping) return []
+          throw err
+        }),
+      )
+    }
+    return { done: true, value: undefined }
+  }
+
+  // --- close ---
+
+  /**
+   * Stops consuming. With `drain` (default), waits up to `timeoutMs` for
+   * running handlers, then aborts the rest; prefetched messages are given
+   * back at once. Resolves when the consumer has left.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.closePromise ??= this.shutdown(options.drain ?? true, options.timeoutMs ?? 30_000)
+    return this.closePromise
+  }
+
+  private async shutdown(drain: boolean, timeoutMs: number): Promise<void> {
+    this.stopping = true
+    this.leaseAbort.abort()
+    this.wakePump?.()
+    await this.pump
+    const unstarted = this.buffer
+    this.buffer = []
+    if (this.current !== null && !this.current.settled) unstarted.push(this.current)
+    this.current = null
+    if (unstarted.length > 0) {
+      await this.consumer.release(unstarted.map((m) => m.ref)).catch((err: unknown) => this.report(err))
+      for (const m of unstarted) this.held.delete(m.refKey)
+    }
+    if (drain && this.running.size > 0) {
+      await new Promise<void>((resolve) => {
+        const cancel = this.settings.clock.setTimer(resolve, timeoutMs)
+        const check = (): void => {
+          if (this.running.size === 0) {
+            cancel()
+            this.settledListeners.delete(check)
+            resolve()
+          }
+        }
+        this.settledListeners.add(check)
+        check()
+      })
+    }
+    const reason = sluiceError(ErrorCode.Closed, `subscription ${this.name} closed`)
+    for (const m of this.running) m.abort(reason)
+    this.cancelHeartbeat?.()
+    await this.consumer.close().catch((err: unknown) => this.report(err))
+    clearInterval(this.keepAlive)
+    this.onClosed()
+  }
+}

@@ -1,0 +1,72 @@
+import type { DriverConsumer } from '../../core/driver.ts'
+import { asSluiceError, ErrorCode, sluiceError } from '../../core/errors.ts'
+import type { ConsumerConfig, LeasedRecord, LeaseRef } from '../../core/types.ts'
+import type { Dispatcher, Lease, LeaseHolder } from './dispatcher.ts'
+
+/** One consumer of a subscription on the embedded engine. */
+export class EngineConsumer implements DriverConsumer, LeaseHolder {
+  readonly leases = new Map<string, Lease>()
+  private readonly lostListeners: ((ref: LeaseRef) => void)[] = []
+  private closed = false
+
+  constructor(
+    private readonly dispatcher: Dispatcher,
+    readonly config: ConsumerConfig,
+  ) {}
+
+  checkOpen(): void {
+    if (this.closed)
+      throw sluiceError(ErrorCode.Closed, `this consumer of subscription ${this.dispatcher.name} is closed`)
+  }
+
+  lease(max: number, signal: AbortSignal): Promise<LeasedRecord[]> {
+    return settle(() => this.dispatcher.lease(this, max, signal), this)
+  }
+
+  ack(refs: readonly LeaseRef[]): Promise<boolean[]> {
+    return settle(() => this.dispatcher.ack(this, refs), this)
+  }
+
+  nack(refs: readonly LeaseRef[], delayMs: number | null, reason: string): Promise<boolean[]> {
+    return settle(() => this.dispatcher.nack(this, refs, delayMs, reason), this)
+  }
+
+  extend(refs: readonly LeaseRef[], ms: number): Promise<boolean[]> {
+    return settle(() => this.dispatcher.extend(this, refs, ms), this)
+  }
+
+  release(refs: readonly LeaseRef[]): Promise<void> {
+    return settle(() => this.dispatcher.release(this, refs), this)
+  }
+
+  onLeaseLost(listener: (ref: LeaseRef) => void): void {
+    this.lostListeners.push(listener)
+  }
+
+  leaseLost(ref: LeaseRef): void {
+    for (const listener of this.lostListeners) listener(ref)
+  }
+
+  /** Leaves the subscription: leases still held fail (backoff, or dead letter). */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    this.closed = true
+    this.dispatcher.removeHolder(this, 'the consumer closed while holding the message')
+    return Promise.resolve()
+  }
+
+  /** Cut off by the engine (topic or subscription deleted, engine closed). */
+  kill(): void {
+    this.closed = true
+  }
+}
+
+/** Runs `fn` for an open consumer, turning a throw into a rejection (callers chain, never catch synchronously). */
+function settle<T>(fn: () => T | Promise<T>, consumer: EngineConsumer): Promise<T> {
+  try {
+    consumer.checkOpen()
+    return Promise.resolve(fn())
+  } catch (err) {
+    return Promise.reject(asSluiceError(err))
+  }
+}

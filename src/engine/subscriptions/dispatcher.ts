@@ -1,0 +1,729 @@
+import { backoffDelay } from '../../core/backoff.ts'
+import type { Clock } from '../../core/clock.ts'
+import { asSluiceError, ErrorCode, sluiceError } from '../../core/errors.ts'
+import { Heap } from '../../core/heap.ts'
+import { DeliveryGuarantee, Ordering, type ConsumerConfig, type LeasedRecord, type LeaseRef } from '../../core/types.ts'
+import type { PartitionLog } from '../log/partition-log.ts'
+import type { LogRecord } from '../log/record.ts'
+import type { StateOp } from './state-journal.ts'
+import { offsetsToRanges, type PartitionState, type SubscriptionState } from './subscription-state.ts'
+
+/**
+ * Hands out the messages of one subscription to its consumers under leases.
+ *
+ * Per partition, the dispatcher reads the log ahead of the acknowledged floor
+ * into a bounded window of entries. An entry is eligible when its backoff has
+ * passed and, under an ordering, it is the head of its chain: one chain per
+ * key (`key`), or one per partition (`partition`, `global`). Only chain heads
+ * are ever leased, so a key (or partition) has one message in flight, and a
+ * failed message stays the head until it succeeds or is dead-lettered:
+ * redeliveries go before any later message of the chain. Different chains
+ * run in parallel across any number of consumers, which is what lets `key`
+ * ordering scale past the partition count.
+ *
+ * A delayed message is not in the window until it is due; it then joins its
+ * chain at the tail (its order among its key is the order it became visible).
+ *
+ * The window is bounded (`maxWindow` per partition): if one key falls far
+ * behind, the window fills with its later messages' neighbours and reading
+ * ahead pauses until acknowledgements make room.
+ */
+
+export interface DispatcherHost {
+  readonly clock: Clock
+  readonly logs: readonly PartitionLog[]
+  /** Stores state operations; resolves once they are as durable as the topic's messages. */
+  persist(ops: StateOp[]): Promise<void>
+  /** Appends a message that ran out of attempts to the dead-letter topic. */
+  deadLetter(
+    record: LogRecord,
+    partition: number,
+    attempts: number,
+    reason: string,
+    deadLetterTopic: string,
+  ): Promise<void>
+}
+
+const EntryState = {
+  /** Behind another message of its chain. */
+  Blocked: 'blocked',
+  Ready: 'ready',
+  /** Waiting for its backoff. */
+  Waiting: 'waiting',
+  Leased: 'leased',
+  /** Being written to the dead-letter topic. */
+  Dying: 'dying',
+  Done: 'done',
+} as const
+type EntryState = (typeof EntryState)[keyof typeof EntryState]
+
+interface Entry {
+  readonly partition: number
+  readonly offset: number
+  readonly record: LogRecord
+  /** The chain it belongs to; null: unordered. */
+  readonly chain: string | null
+  attempts: number
+  availableAt: number
+  state: EntryState
+  lease: Lease | null
+  /** At-most-once: acknowledged when handed out; held only to keep the order until its handler ends. */
+  preAcked: boolean
+}
+
+export interface Lease {
+  readonly entry: Entry
+  readonly consumer: LeaseHolder
+  readonly attempt: number
+  readonly grantedAt: number
+  readonly config: ConsumerConfig
+  deadline: number
+}
+
+/** What the dispatcher needs of a consumer. */
+export interface LeaseHolder {
+  readonly config: ConsumerConfig
+  readonly leases: Map<string, Lease>
+  leaseLost(ref: LeaseRef): void
+  /** Cut off: the subscription, its topic or the engine is gone. */
+  kill(): void
+}
+
+interface PartitionQueue {
+  readonly index: number
+  readonly state: PartitionState
+  readonly log: PartitionLog
+  /** Next offset to read from the log. */
+  cursor: number
+  readonly window: Map<number, Entry>
+  readonly chains: Map<string, Entry[]>
+  readonly ready: Heap<Entry>
+  readonly delayed: Heap<{ offset: number; deliverAt: number }>
+  reading: boolean
+}
+
+interface Leaser {
+  readonly holder: LeaseHolder
+  readonly max: number
+  readonly resolve: (records: LeasedRecord[]) => void
+  readonly reject: (err: unknown) => void
+  readonly detach: () => void
+}
+
+export function leaseKey(partition: number, offset: number): string {
+  return `${partition}:${offset}`
+}
+
+export class Dispatcher {
+  private readonly queues: PartitionQueue[]
+  readonly holders = new Set<LeaseHolder>()
+  private readonly waiting = new Heap<Entry>((a, b) => a.availableAt < b.availableAt)
+  private readonly deadlines = new Heap<{ lease: Lease; deadline: number }>((a, b) => a.deadline < b.deadline)
+  private leasers: Leaser[] = []
+  private timerAt = Infinity
+  private cancelTimer: (() => void) | null = null
+  private wakeQueued = false
+  private next = 0
+  private closed = false
+  private readError: unknown = null
+  private readonly unsubscribes: (() => void)[] = []
+  readonly counters = { acked: 0, redeliveries: 0, deadLettered: 0, dropped: 0, expiredUnread: 0 }
+
+  constructor(
+    readonly state: SubscriptionState,
+    private readonly host: DispatcherHost,
+    private readonly maxWindow: number = 4096,
+  ) {
+    this.queues = state.partitions.map((partitionState, index) => ({
+      index,
+      state: partitionState,
+      log: host.logs[index]!,
+      cursor: partitionState.acks.floor,
+      window: new Map(),
+      chains: new Map(),
+      ready: new Heap<Entry>((a, b) => a.offset < b.offset),
+      delayed: new Heap<{ offset: number; deliverAt: number }>((a, b) => a.deliverAt < b.deliverAt),
+      reading: false,
+    }))
+    for (const q of this.queues) {
+      this.unsubscribes.push(q.log.onAppend(() => this.fill(q)))
+    }
+  }
+
+  get topic(): string {
+    return this.state.topic
+  }
+
+  get name(): string {
+    return this.state.name
+  }
+
+  private now(): number {
+    return this.host.clock.now()
+  }
+
+  private chainOf(record: LogRecord): string | null {
+    switch (this.state.ordering) {
+      case Ordering.None:
+        return null
+      case Ordering.Key:
+        return record.key
+      case Ordering.Partition:
+      case Ordering.Global:
+        return ''
+    }
+  }
+
+  addHolder(holder: LeaseHolder): void {
+    if (this.closed) throw sluiceError(ErrorCode.Closed, `subscription ${this.name} of topic ${this.topic} is closed`)
+    this.holders.add(holder)
+    for (const q of this.queues) this.fill(q)
+  }
+
+  /** A consumer leaves: its leases fail (backoff, or dead letter), its waiting lease calls end. */
+  removeHolder(holder: LeaseHolder, reason: string): void {
+    this.holders.delete(holder)
+    for (const lease of [...holder.leases.values()]) this.failDelivery(lease, reason, null)
+    for (const leaser of this.leasers.filter((l) => l.holder === holder)) {
+      this.leasers.splice(this.leasers.indexOf(leaser), 1)
+      leaser.detach()
+      leaser.resolve([])
+    }
+  }
+
+  // --- reading the log into the window ---
+
+  private fill(q: PartitionQueue): void {
+    if (q.reading || this.closed || this.holders.size === 0) return
+    q.cursor = q.state.acks.nextUnacked(q.cursor)
+    const room = this.maxWindow - q.window.size
+    if (room <= 0 || q.cursor >= q.log.endOffset) return
+    q.reading = true
+    q.log.read(q.cursor, Math.min(room, 1000)).then(
+      (records) => {
+        q.reading = false
+        if (this.closed) return
+        const now = this.now()
+        for (const record of records) {
+          if (record.offset < q.cursor) continue
+          q.cursor = record.offset + 1
+          if (q.state.acks.has(record.offset)) {
+            q.cursor = q.state.acks.nextUnacked(q.cursor)
+            // The rest of this read may be acknowledged too; read again from the first gap.
+            break
+          }
+          if (record.deliverAt > now) {
+            q.delayed.push({ offset: record.offset, deliverAt: record.deliverAt })
+            this.armTimer()
+            continue
+          }
+          this.addEntry(q, record)
+        }
+        if (records.length > 0) this.fill(q)
+      },
+      (err: unknown) => {
+        q.reading = false
+        this.readError = err
+        this.wake()
+      },
+    )
+  }
+
+  private addEntry(q: PartitionQueue, record: LogRecord): void {
+    if (q.window.has(record.offset)) return
+    const entry: Entry = {
+      partition: q.index,
+      offset: record.offset,
+      record,
+      chain: this.chainOf(record),
+      attempts: q.state.attempts.get(record.offset) ?? 0,
+      availableAt: this.now(),
+      state: EntryState.Blocked,
+      lease: null,
+      preAcked: false,
+    }
+    q.window.set(record.offset, entry)
+    if (entry.chain === null) {
+      this.makeEligible(entry)
+      return
+    }
+    let chain = q.chains.get(entry.chain)
+    if (chain === undefined) {
+      chain = []
+      q.chains.set(entry.chain, chain)
+    }
+    chain.push(entry)
+    if (chain.length === 1) this.makeEligible(entry)
+  }
+
+  /** The entry heads its chain (or has none): ready now, or once its backoff has passed. */
+  private makeEligible(entry: Entry): void {
+    if (entry.availableAt <= this.now()) {
+      entry.state = EntryState.Ready
+      this.queues[entry.partition]!.ready.push(entry)
+      this.wake()
+    } else {
+      entry.state = EntryState.Waiting
+      this.waiting.push(entry)
+      this.armTimer()
+    }
+  }
+
+  /** Removes a finished entry; the next of its chain becomes eligible. */
+  private remove(entry: Entry): void {
+    const q = this.queues[entry.partition]!
+    entry.state = EntryState.Done
+    if (entry.lease !== null) {
+      entry.lease.consumer.leases.delete(leaseKey(entry.partition, entry.offset))
+      entry.lease = null
+    }
+    q.window.delete(entry.offset)
+    q.state.attempts.delete(entry.offset)
+    if (entry.chain !== null) {
+      const chain = q.chains.get(entry.chain)!
+      const at = chain.indexOf(entry)
+      chain.splice(at, 1)
+      if (chain.length === 0) q.chains.delete(entry.chain)
+      else if (at === 0) this.makeEligible(chain[0]!)
+    }
+    this.fill(q)
+  }
+
+  /** Acknowledges a finished entry: in memory now, in the journal by the returned promise. */
+  private complete(entry: Entry): Promise<void> {
+    const q = this.queues[entry.partition]!
+    this.remove(entry)
+    q.state.acks.add(entry.offset)
+    this.counters.acked++
+    return this.host.persist([
+      { t: 'ack', topic: this.topic, sub: this.name, p: entry.partition, r: [entry.offset, entry.offset + 1] },
+    ])
+  }
+
+  // --- leasing ---
+
+  /** Leases up to `max` messages to `holder`, waiting until there is one (or the signal aborts). */
+  lease(holder: LeaseHolder, max: number, signal: AbortSignal): Promise<LeasedRecord[]> {
+    if (this.closed)
+      return Promise.reject(sluiceError(ErrorCode.Closed, `subscription ${this.name} of topic ${this.topic} is closed`))
+    if (this.readError !== null) {
+      const err = asSluiceError(this.readError)
+      this.readError = null
+      return Promise.reject(err)
+    }
+    const taken = this.take(holder, max)
+    if (taken.length > 0 || signal.aborted) return this.deliver(holder, taken)
+    for (const q of this.queues) this.fill(q)
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        const at = this.leasers.indexOf(leaser)
+        if (at >= 0) this.leasers.splice(at, 1)
+        resolve([])
+      }
+      const leaser: Leaser = {
+        holder,
+        max,
+        resolve,
+        reject,
+        detach: () => signal.removeEventListener('abort', onAbort),
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.leasers.push(leaser)
+    })
+  }
+
+  private take(holder: LeaseHolder, max: number): Entry[] {
+    const taken: Entry[] = []
+    const count = this.queues.length
+    for (let i = 0; i < count && taken.length < max; i++) {
+      const q = this.queues[(this.next + i) % count]!
+      while (taken.length < max) {
+        const entry = q.ready.pop()
+        if (entry === undefined) break
+        if (entry.state !== EntryState.Ready) continue
+        if (entry.attempts >= holder.config.maxAttempts) {
+          // Delivered maxAttempts times already (e.g. before a crash): no more deliveries.
+          this.deadLetterEntry(entry, holder.config, 'delivered maxAttempts times without an acknowledgement')
+          continue
+        }
+        this.grant(entry, holder)
+        taken.push(entry)
+      }
+    }
+    this.next = (this.next + 1) % count
+    return taken
+  }
+
+  private grant(entry: Entry, holder: LeaseHolder): void {
+    const now = this.now()
+    entry.attempts++
+    entry.state = EntryState.Leased
+    const lease: Lease = {
+      entry,
+      consumer: holder,
+      attempt: entry.attempts,
+      grantedAt: now,
+      config: holder.config,
+      deadline: now + holder.config.ackTimeoutMs,
+    }
+    entry.lease = lease
+    holder.leases.set(leaseKey(entry.partition, entry.offset), lease)
+    this.deadlines.push({ lease, deadline: lease.deadline })
+    this.armTimer()
+  }
+
+  /** Turns granted entries into records; at-most-once acknowledges them (durably) before handing them out. */
+  private async deliver(holder: LeaseHolder, entries: Entry[]): Promise<LeasedRecord[]> {
+    const records = entries.map((entry) => toLeased(entry))
+    if (entries.length === 0) return records
+    if (this.state.delivery === DeliveryGuarantee.AtMostOnce) {
+      // Acknowledged before the handler sees them; they stay leased (and their chains blocked) until it ends.
+      const byPartition = new Map<number, number[]>()
+      for (const entry of entries) {
+        entry.preAcked = true
+        this.queues[entry.partition]!.state.acks.add(entry.offset)
+        this.counters.acked++
+        const list = byPartition.get(entry.partition) ?? []
+        list.push(entry.offset)
+        byPartition.set(entry.partition, list)
+      }
+      await this.host.persist(
+        [...byPartition].map(([p, offsets]) => ({
+          t: 'ack',
+          topic: this.topic,
+          sub: this.name,
+          p,
+          r: offsetsToRanges(offsets),
+        })),
+      )
+      return records
+    }
+    // Delivery counts survive a crash, so a message that crashes its consumer is dead-lettered in the end.
+    void this.host
+      .persist(
+        entries.map((e) => ({
+          t: 'try',
+          topic: this.topic,
+          sub: this.name,
+          p: e.partition,
+          o: e.offset,
+          n: e.attempts,
+        })),
+      )
+      .catch(() => undefined)
+    return records
+  }
+
+  private wake(): void {
+    if (this.wakeQueued) return
+    this.wakeQueued = true
+    queueMicrotask(() => {
+      this.wakeQueued = false
+      while (this.leasers.length > 0) {
+        const leaser = this.leasers[0]!
+        if (this.readError !== null) {
+          this.leasers.shift()
+          leaser.detach()
+          leaser.reject(asSluiceError(this.readError))
+          this.readError = null
+          continue
+        }
+        const taken = this.take(leaser.holder, leaser.max)
+        if (taken.length === 0) break
+        this.leasers.shift()
+        leaser.detach()
+        this.deliver(leaser.holder, taken).then(leaser.resolve, leaser.reject)
+      }
+    })
+  }
+
+  // --- acknowledgements ---
+
+  /** The live lease `ref` names, or null (lost, stale or never granted). An overdue lease expires here. */
+  private validLease(holder: LeaseHolder, ref: LeaseRef): Lease | null {
+    const lease = holder.leases.get(leaseKey(ref.partition, ref.offset))
+    if (lease === undefined || lease.attempt !== ref.attempt || lease.entry.lease !== lease) return null
+    if (lease.deadline <= this.now()) {
+      this.expire(lease)
+      return null
+    }
+    return lease
+  }
+
+  ack(holder: LeaseHolder, refs: readonly LeaseRef[]): Promise<boolean[]> {
+    const results: boolean[] = []
+    const offsets = new Map<number, number[]>()
+    for (const ref of refs) {
+      const lease = this.validLease(holder, ref)
+      results.push(lease !== null)
+      if (lease === null) continue
+      if (lease.entry.preAcked) {
+        this.remove(lease.entry)
+        continue
+      }
+      this.remove(lease.entry)
+      this.queues[ref.partition]!.state.acks.add(ref.offset)
+      this.counters.acked++
+      const list = offsets.get(ref.partition) ?? []
+      list.push(ref.offset)
+      offsets.set(ref.partition, list)
+    }
+    if (offsets.size === 0) return Promise.resolve(results)
+    const ops: StateOp[] = [...offsets].map(([p, list]) => ({
+      t: 'ack',
+      topic: this.topic,
+      sub: this.name,
+      p,
+      r: offsetsToRanges(list),
+    }))
+    return this.host.persist(ops).then(() => results)
+  }
+
+  nack(holder: LeaseHolder, refs: readonly LeaseRef[], delayMs: number | null, reason: string): boolean[] {
+    return refs.map((ref) => {
+      const lease = this.validLease(holder, ref)
+      if (lease === null) return false
+      this.failDelivery(lease, reason, delayMs)
+      return true
+    })
+  }
+
+  extend(holder: LeaseHolder, refs: readonly LeaseRef[], ms: number): boolean[] {
+    const now = this.now()
+    return refs.map((ref) => {
+      const lease = this.validLease(holder, ref)
+      if (lease === null) return false
+      const deadline = Math.min(now + ms, lease.grantedAt + lease.config.maxLeaseMs)
+      if (deadline <= now) return false
+      lease.deadline = deadline
+      this.deadlines.push({ lease, deadline })
+      this.armTimer()
+      return true
+    })
+  }
+
+  release(holder: LeaseHolder, refs: readonly LeaseRef[]): void {
+    for (const ref of refs) {
+      const lease = this.validLease(holder, ref)
+      if (lease === null) continue
+      const entry = lease.entry
+      if (entry.preAcked) {
+        this.remove(entry)
+        continue
+      }
+      holder.leases.delete(leaseKey(entry.partition, entry.offset))
+      entry.lease = null
+      entry.attempts--
+      entry.availableAt = this.now()
+      this.makeEligible(entry)
+    }
+  }
+
+  private expire(lease: Lease): void {
+    const entry = lease.entry
+    lease.consumer.leaseLost({ partition: entry.partition, offset: entry.offset, attempt: lease.attempt })
+    this.failDelivery(lease, `lease expired after ${lease.config.ackTimeoutMs} ms without an acknowledgement`, null)
+  }
+
+  /** A delivery failed: offer the message again after a backoff, or dead-letter it after maxAttempts. */
+  private failDelivery(lease: Lease, reason: string, delayMs: number | null): void {
+    const entry = lease.entry
+    if (entry.preAcked) {
+      // At-most-once: never offered again.
+      this.remove(entry)
+      return
+    }
+    lease.consumer.leases.delete(leaseKey(entry.partition, entry.offset))
+    entry.lease = null
+    if (entry.attempts >= lease.config.maxAttempts) {
+      this.deadLetterEntry(entry, lease.config, reason)
+      return
+    }
+    entry.availableAt = this.now() + (delayMs ?? backoffDelay(lease.config.backoff, entry.attempts))
+    this.counters.redeliveries++
+    this.makeEligible(entry)
+  }
+
+  private deadLetterEntry(entry: Entry, config: ConsumerConfig, reason: string): void {
+    entry.state = EntryState.Dying
+    if (config.deadLetter === null) {
+      this.counters.dropped++
+      void this.complete(entry).catch(() => undefined)
+      return
+    }
+    this.host.deadLetter(entry.record, entry.partition, entry.attempts, reason, config.deadLetter).then(
+      () => {
+        if (entry.state !== EntryState.Dying) return
+        this.counters.deadLettered++
+        void this.complete(entry).catch(() => undefined)
+      },
+      () => {
+        // The dead letter could not be stored (disk full?): keep the message and try again later.
+        if (entry.state !== EntryState.Dying) return
+        entry.availableAt = this.now() + config.backoff.maxMs
+        this.makeEligible(entry)
+      },
+    )
+  }
+
+  // --- time ---
+
+  private armTimer(): void {
+    let at = Infinity
+    const w = this.waiting.peek()
+    if (w !== undefined) at = Math.min(at, w.availableAt)
+    const d = this.deadlines.peek()
+    if (d !== undefined) at = Math.min(at, d.deadline)
+    for (const q of this.queues) {
+      const delayed = q.delayed.peek()
+      if (delayed !== undefined) at = Math.min(at, delayed.deliverAt)
+    }
+    if (at === Infinity || at >= this.timerAt || this.closed) return
+    this.cancelTimer?.()
+    this.timerAt = at
+    this.cancelTimer = this.host.clock.setTimer(() => this.onTimer(), at - this.now())
+  }
+
+  private onTimer(): void {
+    this.cancelTimer = null
+    this.timerAt = Infinity
+    if (this.closed) return
+    const now = this.now()
+    for (let w = this.waiting.peek(); w !== undefined && w.availableAt <= now; w = this.waiting.peek()) {
+      this.waiting.pop()
+      if (w.state !== EntryState.Waiting) continue
+      w.state = EntryState.Ready
+      this.queues[w.partition]!.ready.push(w)
+      this.wake()
+    }
+    for (const q of this.queues) {
+      for (let d = q.delayed.peek(); d !== undefined && d.deliverAt <= now; d = q.delayed.peek()) {
+        q.delayed.pop()
+        this.loadDelayed(q, d.offset)
+      }
+    }
+    for (let item = this.deadlines.peek(); item !== undefined && item.deadline <= now; item = this.deadlines.peek()) {
+      this.deadlines.pop()
+      const lease = item.lease
+      if (lease.entry.lease === lease && lease.deadline === item.deadline) this.expire(lease)
+    }
+    this.armTimer()
+  }
+
+  private loadDelayed(q: PartitionQueue, offset: number): void {
+    q.log.read(offset, 1).then(
+      ([record]) => {
+        if (this.closed || record?.offset !== offset || q.state.acks.has(offset)) return
+        this.addEntry(q, record)
+      },
+      (err: unknown) => {
+        this.readError = err
+        this.wake()
+      },
+    )
+  }
+
+  // --- retention, stats, close ---
+
+  /** Retention deleted everything below `startOffset` in a partition: what was unread is counted, then forgotten. */
+  retentionDeleted(partition: number, startOffset: number): void {
+    const q = this.queues[partition]!
+    const before = q.state.acks.floor
+    const unread = q.state.acks.advanceTo(startOffset)
+    if (unread === 0 && before >= startOffset) return
+    this.counters.expiredUnread += unread
+    for (const entry of [...q.window.values()]) if (entry.offset < startOffset) this.remove(entry)
+    for (const offset of [...q.state.attempts.keys()]) if (offset < startOffset) q.state.attempts.delete(offset)
+    q.cursor = Math.max(q.cursor, startOffset)
+    void this.host
+      .persist([{ t: 'ack', topic: this.topic, sub: this.name, p: partition, r: [before, startOffset] }])
+      .catch(() => undefined)
+  }
+
+  /** Every offset below this is acknowledged, per partition. */
+  floor(partition: number): number {
+    return this.queues[partition]!.state.acks.floor
+  }
+
+  get inFlight(): number {
+    let n = 0
+    for (const holder of this.holders) n += holder.leases.size
+    return n
+  }
+
+  get delayedCount(): number {
+    let n = 0
+    for (const q of this.queues) n += q.delayed.size
+    return n
+  }
+
+  /** Stored messages not yet acknowledged. */
+  depth(): number {
+    let depth = 0
+    for (const q of this.queues) {
+      const from = Math.max(q.state.acks.floor, q.log.startOffset)
+      depth += Math.max(0, q.log.endOffset - from - q.state.acks.countIn(from, q.log.endOffset))
+    }
+    return depth
+  }
+
+  /** Store time of the oldest message not yet acknowledged; null when there is none. */
+  async oldestUnackedTimestamp(): Promise<number | null> {
+    let oldest: number | null = null
+    for (const q of this.queues) {
+      const from = q.state.acks.nextUnacked(q.log.startOffset)
+      if (from >= q.log.endOffset) continue
+      const [record] = await q.log.read(from, 1)
+      if (record !== undefined) oldest = oldest === null ? record.timestamp : Math.min(oldest, record.timestamp)
+    }
+    return oldest
+  }
+
+  /** Unacknowledged records from the floor on, without leasing them. */
+  async peek(max: number): Promise<{ partition: number; record: LogRecord }[]> {
+    const out: { partition: number; record: LogRecord }[] = []
+    for (const q of this.queues) {
+      let from = q.state.acks.nextUnacked(q.log.startOffset)
+      while (out.length < max && from < q.log.endOffset) {
+        const records = await q.log.read(from, Math.min(1000, max - out.length + 100))
+        if (records.length === 0) break
+        for (const record of records) {
+          if (out.length >= max) break
+          if (!q.state.acks.has(record.offset)) out.push({ partition: q.index, record })
+        }
+        from = q.state.acks.nextUnacked(records[records.length - 1]!.offset + 1)
+      }
+    }
+    return out
+  }
+
+  /** Stops dispatching: waiting lease calls fail with CLOSED. */
+  close(reason: string): void {
+    if (this.closed) return
+    this.closed = true
+    this.cancelTimer?.()
+    for (const unsubscribe of this.unsubscribes) unsubscribe()
+    const err = sluiceError(ErrorCode.Closed, reason)
+    for (const leaser of this.leasers) {
+      leaser.detach()
+      leaser.reject(err)
+    }
+    this.leasers = []
+  }
+}
+
+function toLeased(entry: Entry): LeasedRecord {
+  const r = entry.record
+  return {
+    id: r.id,
+    key: r.key,
+    headers: r.headers,
+    payload: r.payload,
+    format: r.format,
+    deliverAt: r.deliverAt,
+    partition: entry.partition,
+    offset: r.offset,
+    timestamp: r.timestamp,
+    attempt: entry.attempts,
+  }
+}

@@ -1,0 +1,323 @@
+import { join } from 'node:path'
+import type { Clock } from '../../core/clock.ts'
+import { DeadLetterHeaders } from '../../core/dead-letters.ts'
+import { ErrorCode, sluiceError } from '../../core/errors.ts'
+import {
+  Durability,
+  Ordering,
+  StartAt,
+  type AppendRecord,
+  type ConsumerConfig,
+  type DeliveryGuarantee,
+  type StoredRecord,
+  type SubscriptionStats,
+} from '../../core/types.ts'
+import type { FileSystem } from '../log/files.ts'
+import { toStoredRecord, type LogRecord } from '../log/record.ts'
+import type { Topic } from '../topic.ts'
+import { EngineConsumer } from './consumer.ts'
+import { Dispatcher } from './dispatcher.ts'
+import { StateJournal, type StateOp } from './state-journal.ts'
+import { applyAckRanges, newSubscriptionState, stateAsOps, type SubscriptionState } from './subscription-state.ts'
+
+/** What the registry needs of the engine around it. */
+export interface EngineServices {
+  readonly clock: Clock
+  topic(name: string): Topic
+  /** Creates `name` shaped like `like` unless it exists. */
+  ensureTopic(name: string, like: Topic): Promise<void>
+  append(topic: string, records: readonly AppendRecord[]): Promise<unknown>
+}
+
+/**
+ * Every subscription of the engine: their durable state (one journal for
+ * all), their dispatchers and consumers. State of `memory` topics is never
+ * journaled.
+ */
+export class SubscriptionRegistry {
+  private readonly states = new Map<string, Map<string, SubscriptionState>>()
+  private readonly dispatchers = new Map<string, Map<string, Dispatcher>>()
+  private journal: StateJournal | null = null
+
+  private constructor(private readonly services: EngineServices) {}
+
+  /** Loads the subscription state of a data directory (`dir` undefined: memory only). */
+  static async open(dir: string | undefined, fs: FileSystem, services: EngineServices): Promise<SubscriptionRegistry> {
+    const registry = new SubscriptionRegistry(services)
+    if (dir !== undefined) {
+      registry.journal = await StateJournal.open(
+        join(dir, 'state'),
+        fs,
+        (op) => registry.apply(op),
+        () => registry.snapshot(),
+      )
+    }
+    return registry
+  }
+
+  private apply(op: StateOp): void {
+    const subs = this.states.get(op.topic)
+    switch (op.t) {
+      case 'create': {
+        const map = subs ?? new Map<string, SubscriptionState>()
+        this.states.set(op.topic, map)
+        if (!map.has(op.sub)) {
+          map.set(
+            op.sub,
+            newSubscriptionState(
+              op.topic,
+              op.sub,
+              op.ordering as Ordering,
+              op.delivery as DeliveryGuarantee,
+              op.floors,
+            ),
+          )
+        }
+        return
+      }
+      case 'config': {
+        const state = subs?.get(op.sub)
+        if (state === undefined) return
+        state.ordering = op.ordering as Ordering
+        state.delivery = op.delivery as DeliveryGuarantee
+        return
+      }
+      case 'ack': {
+        const partition = subs?.get(op.sub)?.partitions[op.p]
+        if (partition !== undefined) applyAckRanges(partition, op.r)
+        return
+      }
+      case 'try': {
+        const partition = subs?.get(op.sub)?.partitions[op.p]
+        if (partition !== undefined && !partition.acks.has(op.o)) partition.attempts.set(op.o, op.n)
+        return
+      }
+      case 'drop-sub':
+        subs?.delete(op.sub)
+        return
+      case 'drop-topic':
+        this.states.delete(op.topic)
+        return
+    }
+  }
+
+  private snapshot(): StateOp[] {
+    const ops: StateOp[] = []
+    for (const [topicName, subs] of this.states) {
+      let durability: Durability
+      try {
+        durability = this.services.topic(topicName).info.durability
+      } catch {
+        continue
+      }
+      if (durability === Durability.Memory) continue
+      for (const state of subs.values()) ops.push(...stateAsOps(state))
+    }
+    return ops
+  }
+
+  private persist(topic: Topic, ops: StateOp[]): Promise<void> {
+    if (this.journal === null || topic.info.durability === Durability.Memory) return Promise.resolve()
+    return this.journal.append(ops, topic.info.durability === Durability.Fsync)
+  }
+
+  /** Starts dispatchers for the loaded state of a topic (at open); drops state that no longer fits it. */
+  attach(topic: Topic): void {
+    const subs = this.states.get(topic.name)
+    if (subs === undefined) return
+    for (const [name, state] of subs) {
+      if (state.partitions.length !== topic.info.partitions) {
+        subs.delete(name)
+        continue
+      }
+      this.startDispatcher(topic, state)
+    }
+  }
+
+  private startDispatcher(topic: Topic, state: SubscriptionState): Dispatcher {
+    const dispatcher = new Dispatcher(state, {
+      clock: this.services.clock,
+      logs: topic.logs,
+      persist: (ops) => this.persist(topic, ops),
+      deadLetter: (record, partition, attempts, reason, deadLetterTopic) =>
+        this.deadLetter(topic, state.name, record, partition, attempts, reason, deadLetterTopic),
+    })
+    let map = this.dispatchers.get(topic.name)
+    if (map === undefined) {
+      map = new Map()
+      this.dispatchers.set(topic.name, map)
+    }
+    map.set(state.name, dispatcher)
+    return dispatcher
+  }
+
+  private async deadLetter(
+    source: Topic,
+    subscription: string,
+    record: LogRecord,
+    partition: number,
+    attempts: number,
+    reason: string,
+    deadLetterTopic: string,
+  ): Promise<void> {
+    await this.services.ensureTopic(deadLetterTopic, source)
+    const headers = {
+      ...record.headers,
+      [DeadLetterHeaders.OriginalTopic]: source.name,
+      [DeadLetterHeaders.OriginalPartition]: String(partition),
+      [DeadLetterHeaders.OriginalOffset]: String(record.offset),
+      [DeadLetterHeaders.OriginalTimestamp]: String(record.timestamp),
+      [DeadLetterHeaders.Subscription]: subscription,
+      [DeadLetterHeaders.Attempts]: String(attempts),
+      [DeadLetterHeaders.Error]: reason,
+      [DeadLetterHeaders.DeadLetteredAt]: String(this.services.clock.now()),
+    }
+    await this.services.append(deadLetterTopic, [
+      { id: record.id, key: record.key, headers, payload: record.payload, format: record.format, deliverAt: 0 },
+    ])
+  }
+
+  private dispatcher(topic: string, name: string): Dispatcher | undefined {
+    return this.dispatchers.get(topic)?.get(name)
+  }
+
+  /** Joins (creating on first use) a subscription. The caller holds the topic's lock. */
+  async openConsumer(topic: Topic, name: string, config: ConsumerConfig): Promise<EngineConsumer> {
+    if (config.ordering === Ordering.Global && topic.info.partitions !== 1) {
+      throw sluiceError(
+        ErrorCode.InvalidArgument,
+        `ordering 'global' needs a topic with 1 partition; topic ${JSON.stringify(topic.name)} has ${topic.info.partitions}. Use ordering 'partition' or 'key', or a 1-partition topic`,
+        { details: { topic: topic.name, partitions: topic.info.partitions } },
+      )
+    }
+    let dispatcher = this.dispatcher(topic.name, name)
+    if (dispatcher === undefined) {
+      const floors = topic.logs.map((log) => (config.startAt === StartAt.Latest ? log.endOffset : log.startOffset))
+      const state = newSubscriptionState(topic.name, name, config.ordering, config.delivery, floors)
+      await this.persist(topic, stateAsOps(state))
+      let subs = this.states.get(topic.name)
+      if (subs === undefined) {
+        subs = new Map()
+        this.states.set(topic.name, subs)
+      }
+      subs.set(name, state)
+      dispatcher = this.startDispatcher(topic, state)
+    } else if (dispatcher.state.ordering !== config.ordering || dispatcher.state.delivery !== config.delivery) {
+      if (dispatcher.holders.size > 0) {
+        throw sluiceError(
+          ErrorCode.Conflict,
+          `subscription ${JSON.stringify(name)} of topic ${JSON.stringify(topic.name)} has consumers with ordering '${dispatcher.state.ordering}' and delivery '${dispatcher.state.delivery}'; ` +
+            `every consumer of a subscription must use the same ordering and delivery (close them first to change it)`,
+          {
+            details: {
+              topic: topic.name,
+              subscription: name,
+              ordering: dispatcher.state.ordering,
+              delivery: dispatcher.state.delivery,
+            },
+          },
+        )
+      }
+      // No consumers: the subscription takes the new settings, its window rebuilt from the floor.
+      dispatcher.close('subscription settings changed')
+      dispatcher.state.ordering = config.ordering
+      dispatcher.state.delivery = config.delivery
+      await this.persist(topic, [
+        { t: 'config', topic: topic.name, sub: name, ordering: config.ordering, delivery: config.delivery },
+      ])
+      dispatcher = this.startDispatcher(topic, dispatcher.state)
+    }
+    const consumer = new EngineConsumer(dispatcher, config)
+    dispatcher.addHolder(consumer)
+    return consumer
+  }
+
+  /** Unacknowledged records of a subscription without leasing them; a subscription that does not exist yet sees everything stored. */
+  async peek(topic: Topic, name: string, max: number): Promise<StoredRecord[]> {
+    const dispatcher = this.dispatcher(topic.name, name)
+    if (dispatcher !== undefined) {
+      return (await dispatcher.peek(max)).map(({ partition, record }) => toStoredRecord(record, partition))
+    }
+    const out: StoredRecord[] = []
+    for (let p = 0; p < topic.logs.length && out.length < max; p++) {
+      const log = topic.logs[p]!
+      for (const record of await log.read(log.startOffset, max - out.length)) out.push(toStoredRecord(record, p))
+    }
+    return out
+  }
+
+  async deleteSubscription(topic: Topic, name: string): Promise<void> {
+    const dispatcher = this.dispatcher(topic.name, name)
+    if (dispatcher === undefined) {
+      throw sluiceError(
+        ErrorCode.InvalidArgument,
+        `topic ${JSON.stringify(topic.name)} has no subscription ${JSON.stringify(name)}`,
+        {
+          details: { topic: topic.name, subscription: name },
+        },
+      )
+    }
+    this.closeDispatcher(dispatcher, `subscription ${name} was deleted`)
+    this.dispatchers.get(topic.name)?.delete(name)
+    this.states.get(topic.name)?.delete(name)
+    await this.persist(topic, [{ t: 'drop-sub', topic: topic.name, sub: name }])
+  }
+
+  private closeDispatcher(dispatcher: Dispatcher, reason: string): void {
+    for (const holder of dispatcher.holders) holder.kill()
+    dispatcher.close(reason)
+  }
+
+  /** The topic is being deleted: its subscriptions go with it. */
+  async dropTopic(topic: Topic): Promise<void> {
+    for (const dispatcher of this.dispatchers.get(topic.name)?.values() ?? []) {
+      this.closeDispatcher(dispatcher, `topic ${topic.name} was deleted`)
+    }
+    this.dispatchers.delete(topic.name)
+    this.states.delete(topic.name)
+    await this.persist(topic, [{ t: 'drop-topic', topic: topic.name }])
+  }
+
+  /** Per partition, the offset below which every subscription has acknowledged; null without subscriptions. */
+  consumedBefore(topic: Topic, partition: number): number | null {
+    const map = this.dispatchers.get(topic.name)
+    if (map === undefined || map.size === 0) return null
+    let floor = Infinity
+    for (const dispatcher of map.values()) floor = Math.min(floor, dispatcher.floor(partition))
+    return floor
+  }
+
+  /** Retention deleted a partition's data below `startOffset`. */
+  retentionDeleted(topic: Topic, partition: number, startOffset: number): void {
+    for (const dispatcher of this.dispatchers.get(topic.name)?.values() ?? [])
+      dispatcher.retentionDeleted(partition, startOffset)
+  }
+
+  async stats(topic: Topic): Promise<SubscriptionStats[]> {
+    const out: SubscriptionStats[] = []
+    const now = this.services.clock.now()
+    for (const dispatcher of this.dispatchers.get(topic.name)?.values() ?? []) {
+      const oldest = await dispatcher.oldestUnackedTimestamp()
+      out.push({
+        subscription: dispatcher.name,
+        ordering: dispatcher.state.ordering,
+        delivery: dispatcher.state.delivery,
+        depth: dispatcher.depth(),
+        inFlight: dispatcher.inFlight,
+        delayed: dispatcher.delayedCount,
+        consumers: dispatcher.holders.size,
+        ...dispatcher.counters,
+        oldestUnackedAgeMs: oldest === null ? null : Math.max(0, now - oldest),
+      })
+    }
+    return out.sort((a, b) => a.subscription.localeCompare(b.subscription))
+  }
+
+  async close(): Promise<void> {
+    for (const map of this.dispatchers.values()) {
+      for (const dispatcher of map.values()) this.closeDispatcher(dispatcher, 'the engine is closed')
+    }
+    this.dispatchers.clear()
+    await this.journal?.close()
+  }
+}
