@@ -1,5 +1,4 @@
 import { decodePayload, type Codec } from './codec.ts'
-import type { DriverConsumer } from './driver.ts'
 import { ErrorCode, sluiceError } from './errors.ts'
 import { DeliveryGuarantee, type Headers, type LeasedRecord, type LeaseRef, type StoredMessage } from './types.ts'
 
@@ -23,6 +22,13 @@ export interface Message<T = unknown> extends StoredMessage<T> {
 
 export type Handler<T = unknown> = (message: Message<T>) => unknown
 
+/** How a leased message reaches its consumer (batched by the runner). */
+export interface LeaseOps {
+  ack(ref: LeaseRef): Promise<boolean>
+  nack(ref: LeaseRef, delayMs: number | null, reason: string): Promise<boolean>
+  extend(ref: LeaseRef, ms: number): Promise<boolean>
+}
+
 /** The runner's handle on a leased message: the public Message plus its lease bookkeeping. */
 export class LeasedMessage<T = unknown> implements Message<T> {
   readonly id: string
@@ -35,8 +41,11 @@ export class LeasedMessage<T = unknown> implements Message<T> {
   readonly deliverAt: number | null
   readonly attempt: number
   readonly ref: LeaseRef
-  readonly refKey: string
-  private readonly controller = new AbortController()
+  /** partition and offset as one number (see `leaseKey` in the engine). */
+  readonly refKey: number
+  /** Made on first use of `signal`: most handlers never look at it, and an AbortController is not free. */
+  private controller: AbortController | null = null
+  private abortReason: unknown = undefined
   private settlement: Promise<void> | null = null
   private decoded: { value: T } | null = null
   /** When the lease was granted, for maxLeaseMs. */
@@ -46,7 +55,7 @@ export class LeasedMessage<T = unknown> implements Message<T> {
   constructor(
     topic: string,
     private readonly record: LeasedRecord,
-    private readonly consumer: DriverConsumer,
+    private readonly ops: LeaseOps,
     private readonly delivery: DeliveryGuarantee,
     private readonly codec: Codec | undefined,
     now: number,
@@ -60,8 +69,9 @@ export class LeasedMessage<T = unknown> implements Message<T> {
     this.timestamp = record.timestamp
     this.deliverAt = record.deliverAt === 0 ? null : record.deliverAt
     this.attempt = record.attempt
-    this.ref = { partition: record.partition, offset: record.offset, attempt: record.attempt }
-    this.refKey = `${record.partition}:${record.offset}`
+    // The record names its own lease (partition, offset, attempt): no copy needed.
+    this.ref = record
+    this.refKey = record.offset * 1024 + record.partition
     this.leasedAt = now
   }
 
@@ -72,6 +82,10 @@ export class LeasedMessage<T = unknown> implements Message<T> {
   }
 
   get signal(): AbortSignal {
+    if (this.controller === null) {
+      this.controller = new AbortController()
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason)
+    }
     return this.controller.signal
   }
 
@@ -89,9 +103,9 @@ export class LeasedMessage<T = unknown> implements Message<T> {
   }
 
   ack(): Promise<void> {
-    this.settlement ??= this.consumer.ack([this.ref]).then(([ok]) => {
+    this.settlement ??= this.ops.ack(this.ref).then((ok) => {
       // At-most-once messages were acknowledged when handed out; a late ack only releases their order.
-      if (ok !== true && this.delivery !== DeliveryGuarantee.AtMostOnce) this.leaseLost('the acknowledgement')
+      if (!ok && this.delivery !== DeliveryGuarantee.AtMostOnce) this.leaseLost('the acknowledgement')
     })
     return this.settlement
   }
@@ -105,8 +119,8 @@ export class LeasedMessage<T = unknown> implements Message<T> {
         ),
       )
     }
-    this.settlement ??= this.consumer
-      .nack([this.ref], options.delayMs ?? null, options.reason ?? 'nacked by the consumer')
+    this.settlement ??= this.ops
+      .nack(this.ref, options.delayMs ?? null, options.reason ?? 'nacked by the consumer')
       .then(() => undefined)
     return this.settlement
   }
@@ -114,8 +128,8 @@ export class LeasedMessage<T = unknown> implements Message<T> {
   async extend(ms: number): Promise<void> {
     if (!Number.isSafeInteger(ms) || ms <= 0)
       throw sluiceError(ErrorCode.InvalidArgument, `extend takes a positive integer of milliseconds, got ${String(ms)}`)
-    const [ok] = await this.consumer.extend([this.ref], ms)
-    if (ok !== true) {
+    const ok = await this.ops.extend(this.ref, ms)
+    if (!ok) {
       this.markLost()
       this.leaseLost('extending the lease')
     }
@@ -124,11 +138,12 @@ export class LeasedMessage<T = unknown> implements Message<T> {
   /** The lease is gone: tell the handler through its signal. */
   markLost(): void {
     this.lost = true
-    this.controller.abort(sluiceError(ErrorCode.LeaseLost, `the lease on message ${this.id} was lost`))
+    this.abort(sluiceError(ErrorCode.LeaseLost, `the lease on message ${this.id} was lost`))
   }
 
   /** The subscription closes without draining. */
   abort(reason: unknown): void {
-    this.controller.abort(reason)
+    this.abortReason ??= reason
+    this.controller?.abort(reason)
   }
 }

@@ -2,7 +2,8 @@ import type { Clock } from './clock.ts'
 import type { Codec } from './codec.ts'
 import type { DriverConsumer } from './driver.ts'
 import { asSluiceError, ErrorCode, hasCode, sluiceError } from './errors.ts'
-import { LeasedMessage, type Handler, type Message } from './message.ts'
+import { LeaseBatcher } from './lease-batcher.ts'
+import { LeasedMessage, type Handler, type LeaseOps, type Message } from './message.ts'
 import type { ConsumerConfig, LeaseRef } from './types.ts'
 
 /**
@@ -37,7 +38,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
   private buffer: LeasedMessage<T>[] = []
   private readonly running = new Set<LeasedMessage<T>>()
   /** Every message this consumer holds a lease on (buffered or running). */
-  private readonly held = new Map<string, LeasedMessage<T>>()
+  private readonly held = new Map<number, LeasedMessage<T>>()
   private readonly leaseAbort = new AbortController()
   private stopping = false
   private closePromise: Promise<void> | null = null
@@ -49,6 +50,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
   private readonly settledListeners = new Set<() => void>()
   /** An open subscription keeps the process alive, as a listening server does. */
   private readonly keepAlive: NodeJS.Timeout = setInterval(() => undefined, 2 ** 30)
+  private readonly ops: LeaseOps
 
   constructor(
     private readonly consumer: DriverConsumer,
@@ -56,6 +58,20 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
     private readonly settings: SubscriptionSettings,
     private readonly onClosed: () => void,
   ) {
+    const acks = new LeaseBatcher<[]>((refs) => consumer.ack(refs))
+    const nacks = new LeaseBatcher<[number | null, string]>(
+      (refs, delayMs, reason) => consumer.nack(refs, delayMs, reason),
+      (a, b) => a[0] === b[0] && a[1] === b[1],
+    )
+    const extends_ = new LeaseBatcher<[number]>(
+      (refs, ms) => consumer.extend(refs, ms),
+      (a, b) => a[0] === b[0],
+    )
+    this.ops = {
+      ack: (ref) => acks.call(ref),
+      nack: (ref, delayMs, reason) => nacks.call(ref, delayMs, reason),
+      extend: (ref, ms) => extends_.call(ref, ms),
+    }
     consumer.onLeaseLost((ref) => this.leaseLost(ref))
     this.scheduleHeartbeat()
     if (handler !== null) this.pump = this.runHandlers()
@@ -88,7 +104,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
       const message = new LeasedMessage<T>(
         this.topic,
         record,
-        this.consumer,
+        this.ops,
         this.settings.config.delivery,
         this.settings.codec,
         now,
@@ -136,18 +152,27 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
   }
 
   private async handle(message: LeasedMessage<T>): Promise<void> {
+    let failure: { err: unknown } | null = null
     try {
       await this.handler!(message)
-      if (!message.settled && !message.lost) await message.ack()
     } catch (err) {
-      if (!message.settled && !message.lost) {
-        const reason = err instanceof Error ? err.message : String(err)
-        await message.nack({ reason: reason.slice(0, 1000) }).catch((nackErr: unknown) => this.report(nackErr))
-      } else if (!hasCode(err, ErrorCode.LeaseLost)) {
-        this.report(err)
+      failure = { err }
+    }
+    // The handler is done: its slot goes to the next message while the ack or nack is recorded.
+    this.running.delete(message)
+    this.startHandlers()
+    try {
+      if (message.settled || message.lost) {
+        if (failure !== null && !hasCode(failure.err, ErrorCode.LeaseLost)) this.report(failure.err)
+      } else if (failure === null) {
+        await message.ack()
+      } else {
+        const reason = failure.err instanceof Error ? failure.err.message : String(failure.err)
+        await message.nack({ reason: reason.slice(0, 1000) })
       }
+    } catch (err) {
+      this.report(err)
     } finally {
-      this.running.delete(message)
       this.finish(message)
     }
   }
@@ -165,7 +190,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
   // --- leases ---
 
   private leaseLost(ref: LeaseRef): void {
-    const message = this.held.get(`${ref.partition}:${ref.offset}`)
+    const message = this.held.get(ref.offset * 1024 + ref.partition)
     if (message?.ref.attempt !== ref.attempt) return
     message.markLost()
     if (!this.running.has(message)) {

@@ -147,6 +147,7 @@ export function topicConfigConflicts(existing: TopicInfo, asked: TopicConfig): s
   return conflicts
 }
 
+/** Checks headers and copies them, so a caller changing its object later cannot change a stored message. */
 export function checkHeaders(headers: unknown): Headers {
   if (headers === undefined) return {}
   if (!isPlainObject(headers)) invalid('headers must be a plain object of string values')
@@ -155,8 +156,15 @@ export function checkHeaders(headers: unknown): Headers {
     if (name === '__proto__') invalid('header name "__proto__" is not allowed')
     if (typeof value !== 'string') invalid(`header ${JSON.stringify(name)} must be a string, got ${typeof value}`)
   }
-  return headers as Headers
+  return { ...(headers as Headers) }
 }
+
+const noPublishOptions: CheckedPublishOptions = Object.freeze({
+  key: null,
+  id: undefined,
+  headers: Object.freeze({}),
+  deliverAt: 0,
+})
 
 const publishOptionKeys = ['key', 'id', 'headers', 'delayMs', 'deliverAt', 'data'] as const
 
@@ -170,7 +178,7 @@ export interface CheckedPublishOptions {
 
 /** Checks publish options; `now` turns `delayMs` into an absolute `deliverAt`. */
 export function checkPublishOptions(options: unknown, now: number): CheckedPublishOptions {
-  if (options === undefined) return { key: null, id: undefined, headers: {}, deliverAt: 0 }
+  if (options === undefined) return noPublishOptions
   if (!isPlainObject(options)) invalid('publish options must be a plain object')
   checkKnownKeys('publish', options, publishOptionKeys)
   const o = options as PublishOptions & Record<string, unknown>

@@ -37,6 +37,14 @@ export class FaultyFileSystem implements FileSystem {
         }
         return file.writev(buffers, position)
       },
+      writevSync: (buffers, position) => {
+        this.writes++
+        if (this.failWrites !== null) {
+          file.writevSync([buffers[0]!.subarray(0, Math.floor(buffers[0]!.length / 2))], position)
+          throw this.errorFor(this.failWrites, path)
+        }
+        file.writevSync(buffers, position)
+      },
       read: (buffer, position, length) => file.read(buffer, position, length),
       sync: async () => {
         this.syncs++

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { ErrorCode, SluiceError, sluiceError } from '../../core/errors.ts'
 import type { Clock } from '../../core/clock.ts'
-import type { FileSystem, LogFile } from './files.ts'
+import { backgroundSync, type FileSystem, type LogFile } from './files.ts'
 import type { PartitionLog, RecoveryReport, RetentionPolicy, RetentionResult } from './partition-log.ts'
 import {
   decodeRecord,
@@ -15,7 +15,7 @@ import {
 } from './record.ts'
 import { RecordCache } from './record-cache.ts'
 import { scanSegment } from './recovery.ts'
-import { SegmentIndex } from './segment-index.ts'
+import { defaultIndexIntervalBytes as indexIntervalBytes, SegmentIndex } from './segment-index.ts'
 import { segmentFileName, segmentNamePattern } from './segment-name.ts'
 
 /**
@@ -69,9 +69,12 @@ interface PendingAppend {
   readonly reject: (err: unknown) => void
 }
 
-const readChunkBytes = 256 * 1024
+/** The largest single read; reads are sized to what is asked for, up to this. */
+const readChunkBytes = 1024 * 1024
 /** The most one write takes: bigger batches would leave the CPU idle while the disk works. */
 const maxWriteBytes = 1024 * 1024
+/** Batches up to this size are written without the thread pool: see `LogFile.writevSync`. */
+const syncWriteBytes = 64 * 1024
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code
@@ -321,10 +324,9 @@ export class FileLog implements PartitionLog {
     }
     const writeAt = segment.logBytes
     try {
-      await file.writev(
-        batch.map((p) => p.buf),
-        writeAt,
-      )
+      const buffers = batch.map((p) => p.buf)
+      if (total <= syncWriteBytes) file.writevSync(buffers, writeAt)
+      else await file.writev(buffers, writeAt)
     } catch (err) {
       throw await this.writeFailed(file, writeAt, err)
     }
@@ -416,7 +418,10 @@ export class FileLog implements PartitionLog {
   }
 
   private scheduleIntervalSync(): void {
-    const timer = setInterval(() => void this.sync().catch(() => undefined), this.options.fsyncIntervalMs)
+    const timer = setInterval(
+      () => void backgroundSync(() => this.sync()).catch(() => undefined),
+      this.options.fsyncIntervalMs,
+    )
     timer.unref()
     this.stopSyncTimer = () => clearInterval(timer)
   }
@@ -486,7 +491,10 @@ export class FileLog implements PartitionLog {
     const stopAt = segment.nextOffset
     let position = segment.index.positionFor(from)
     let next = from
-    let chunk = Buffer.allocUnsafe(readChunkBytes)
+    // Size reads to what is asked for (the segment's mean record size times max, plus the index's gap).
+    const records = Math.max(1, segment.nextOffset - segment.baseOffset)
+    const want = Math.ceil((segment.logBytes / records) * (max + 1)) + indexIntervalBytes
+    let chunk = Buffer.allocUnsafe(Math.min(readChunkBytes, Math.max(16 * 1024, want)))
     while (position < limit && next < stopAt && max > 0) {
       const want = Math.min(chunk.length, limit - position)
       const got = await file.read(chunk, position, want)
@@ -523,8 +531,8 @@ export class FileLog implements PartitionLog {
         p += result.size
       }
       position += p
-      if (p < got) chunk = Buffer.allocUnsafe(Math.max(chunk.length, readChunkBytes))
-      else chunk = Buffer.allocUnsafe(chunk.length)
+      // A new buffer each time: the records handed out are views into the old one.
+      chunk = Buffer.allocUnsafe(chunk.length)
     }
     return next
   }

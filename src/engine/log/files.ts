@@ -12,6 +12,11 @@ export interface LogFile {
   write(data: Uint8Array, position: number): Promise<void>
   /** Writes all of `buffers`, back to back, at `position` (one system call when it can). */
   writev(buffers: readonly Uint8Array[], position: number): Promise<void>
+  /**
+   * The same, blocking the caller: for small writes, where handing the call to
+   * libuv's thread pool costs more time than the write into the page cache.
+   */
+  writevSync(buffers: readonly Uint8Array[], position: number): void
   /** Reads into `buffer` from `position`; returns the bytes read (fewer at the end of the file). */
   read(buffer: Uint8Array, position: number, length?: number): Promise<number>
   /** fdatasync: the data and the size are durable once this resolves. */
@@ -65,6 +70,17 @@ class NodeLogFile implements LogFile {
     if (written < total) {
       // A short write (rare, e.g. near a full disk): write the rest as one piece.
       await this.write(Buffer.concat(buffers).subarray(written), position + written)
+    }
+  }
+
+  writevSync(buffers: readonly Uint8Array[], position: number): void {
+    let total = 0
+    for (const b of buffers) total += b.length
+    const written = fs.writevSync(this.fd, buffers, position)
+    if (written < total) {
+      const rest = Buffer.concat(buffers).subarray(written)
+      for (let done = 0; done < rest.length;)
+        done += fs.writeSync(this.fd, rest, done, rest.length - done, position + written + done)
     }
   }
 
@@ -133,4 +149,21 @@ export const nodeFileSystem: FileSystem = {
       await handle.close()
     }
   },
+}
+
+let backgroundSyncs: Promise<void> = Promise.resolve()
+
+/**
+ * Runs a background fsync (the `interval` durability timer, the subscription
+ * journal's timer) after the ones before it, never two at once. An fsync
+ * holds a libuv thread for milliseconds; a few of them at once would take
+ * every thread of the pool and stall the writes that publishers wait on.
+ */
+export function backgroundSync(sync: () => Promise<void>): Promise<void> {
+  const run = backgroundSyncs.then(sync)
+  backgroundSyncs = run.then(
+    () => undefined,
+    () => undefined,
+  )
+  return run
 }

@@ -5,7 +5,7 @@ import type { Dispatcher, Lease, LeaseHolder } from './dispatcher.ts'
 
 /** One consumer of a subscription on the embedded engine. */
 export class EngineConsumer implements DriverConsumer, LeaseHolder {
-  readonly leases = new Map<string, Lease>()
+  readonly leases = new Map<number, Lease>()
   private readonly lostListeners: ((ref: LeaseRef) => void)[] = []
   private closed = false
 

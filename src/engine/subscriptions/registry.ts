@@ -89,7 +89,10 @@ export class SubscriptionRegistry {
       }
       case 'try': {
         const partition = subs?.get(op.sub)?.partitions[op.p]
-        if (partition !== undefined && !partition.acks.has(op.o)) partition.attempts.set(op.o, op.n)
+        if (partition === undefined) return
+        op.o.forEach((offset, i) => {
+          if (!partition.acks.has(offset)) partition.attempts.set(offset, op.n[i]!)
+        })
         return
       }
       case 'drop-sub':

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { crc32c } from '@node-rs/crc32'
 import { Packr } from 'msgpackr'
 import { ErrorCode, SluiceError, sluiceError } from '../../core/errors.ts'
-import type { FileSystem, LogFile } from '../log/files.ts'
+import { backgroundSync, type FileSystem, type LogFile } from '../log/files.ts'
 
 /**
  * The durable state of every subscription of the engine, as a journal of
@@ -43,14 +43,14 @@ export type StateOp =
       readonly p: number
       readonly r: readonly number[]
     }
-  /** A delivery: the message at offset `o` has been handed out `n` times. */
+  /** Deliveries: the message at offset `o[i]` has been handed out `n[i]` times. */
   | {
       readonly t: 'try'
       readonly topic: string
       readonly sub: string
       readonly p: number
-      readonly o: number
-      readonly n: number
+      readonly o: readonly number[]
+      readonly n: readonly number[]
     }
   | { readonly t: 'drop-sub'; readonly topic: string; readonly sub: string }
   | { readonly t: 'drop-topic'; readonly topic: string }
@@ -202,7 +202,7 @@ export class StateJournal {
     const journal = new StateJournal(dir, fs, generation, file, snapshot)
     journal.journalBytes = bytes
     // Operations written without fsync (interval topics) are fsynced within this interval.
-    journal.syncTimer = setInterval(() => void journal.syncIfDirty(), 100)
+    journal.syncTimer = setInterval(() => void backgroundSync(() => journal.syncIfDirty()), 100)
     journal.syncTimer.unref()
     return journal
   }
@@ -243,7 +243,9 @@ export class StateJournal {
     const frame = encodeFrame(batch.flatMap((p) => p.ops))
     const at = this.journalBytes
     try {
-      await this.file.write(frame, at)
+      // Small frames go straight into the page cache: cheaper than a trip through the thread pool.
+      if (frame.length <= 64 * 1024) this.file.writevSync([frame], at)
+      else await this.file.write(frame, at)
     } catch (err) {
       const failure = await this.writeFailed(at, err)
       for (const p of batch) p.reject(failure)

@@ -58,8 +58,16 @@ export function stateAsOps(state: SubscriptionState): StateOp[] {
   state.partitions.forEach((p, partition) => {
     const ranges = p.acks.ranges().flat()
     if (ranges.length > 0) ops.push({ t: 'ack', topic: state.topic, sub: state.name, p: partition, r: ranges })
-    for (const [offset, n] of p.attempts)
-      ops.push({ t: 'try', topic: state.topic, sub: state.name, p: partition, o: offset, n })
+    if (p.attempts.size > 0) {
+      ops.push({
+        t: 'try',
+        topic: state.topic,
+        sub: state.name,
+        p: partition,
+        o: [...p.attempts.keys()],
+        n: [...p.attempts.values()],
+      })
+    }
   })
   return ops
 }
