@@ -14,9 +14,16 @@ export interface OpenOptions {
   /**
    * Where messages live:
    * - `file:<dir>` (default `file:./.sluice`): the embedded engine, durable on disk;
-   * - `memory:`: the embedded engine, in memory only.
+   * - `memory:`: the embedded engine, in memory only;
+   * - `sluice://host:port` (port default 7420): a broker (`sluice serve`).
    */
   readonly url?: string
+  /** `sluice://`: how long the first connection may take. Default 10000. */
+  readonly connectTimeoutMs?: number
+  /** `sluice://`: how long a request may wait for its answer, reconnects included. Default 30000. */
+  readonly requestTimeoutMs?: number
+  /** Told about failures consumers handle themselves (a refused ack, a failed lease call). */
+  readonly onError?: (err: unknown) => void
   /** Encodes every payload (default: bytes as bytes, anything else as JSON). */
   readonly codec?: Codec
   /** Publishing to an unknown topic creates it with default settings. Default false. */
@@ -44,16 +51,47 @@ export function dataDirOf(url: string): string {
 export async function open(options: OpenOptions = {}): Promise<Sluice> {
   const url = options.url ?? `file:${defaultDataDir}`
   if (typeof url !== 'string') throw sluiceError(ErrorCode.InvalidArgument, 'url must be a string')
-  const sluiceOptions = { codec: options.codec, autoCreateTopics: options.autoCreateTopics, clock: options.clock }
+  const sluiceOptions = {
+    codec: options.codec,
+    autoCreateTopics: options.autoCreateTopics,
+    clock: options.clock,
+    onError: options.onError,
+  }
   if (url === 'memory:' || url.startsWith('file:')) {
     const { Engine } = await import('./engine/engine.ts')
     const engine = await Engine.open({ dir: url === 'memory:' ? undefined : dataDirOf(url), clock: options.clock })
     return new Sluice(engine, sluiceOptions)
   }
+  if (url.startsWith('sluice://')) {
+    const { host, port } = brokerAddress(url)
+    const { RemoteDriver } = await import('./client/remote-driver.ts')
+    const driver = await RemoteDriver.connect({
+      host,
+      port,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    })
+    return new Sluice(driver, sluiceOptions)
+  }
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]
   throw sluiceError(
     ErrorCode.InvalidArgument,
-    `unknown url ${JSON.stringify(url)}${scheme === undefined ? '' : ` (scheme ${scheme}:)`}; use 'file:<dir>' or 'memory:'`,
+    `unknown url ${JSON.stringify(url)}${scheme === undefined ? '' : ` (scheme ${scheme}:)`}; use 'file:<dir>', 'memory:' or 'sluice://host:port'`,
     { details: { url } },
   )
+}
+
+/** `sluice://host:port` -> host and port (7420 when absent). */
+export function brokerAddress(url: string): { host: string; port: number } {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw sluiceError(ErrorCode.InvalidArgument, `url ${JSON.stringify(url)} is not a valid sluice://host:port address`)
+  }
+  const port = parsed.port === '' ? 7420 : Number(parsed.port)
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1')
+  if (host === '')
+    throw sluiceError(ErrorCode.InvalidArgument, `url ${JSON.stringify(url)} has no host; use sluice://host:port`)
+  return { host, port }
 }

@@ -106,6 +106,9 @@ export interface AppendRecord {
   readonly format: PayloadFormat
   /** 0 when visible at once. */
   readonly deliverAt: number
+  /** With `sequence`: names this append so a retry of it is recognised (idempotent producer). */
+  readonly producerId?: string
+  readonly sequence?: number
 }
 
 export interface StoredRecord extends AppendRecord {

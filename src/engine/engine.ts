@@ -31,6 +31,7 @@ import type { PartitionLog, RecoveryReport } from './log/partition-log.ts'
 import { messageBytes, toStoredRecord, type RecordDraft } from './log/record.ts'
 import type { EngineConsumer } from './subscriptions/consumer.ts'
 import { SubscriptionRegistry } from './subscriptions/registry.ts'
+import { ProducerDedup } from './dedup.ts'
 import { DirLock } from './lock.ts'
 import { Topic } from './topic.ts'
 
@@ -75,6 +76,7 @@ export class Engine implements Driver {
   private closed = false
   private stopRetention: (() => void) | null = null
   private subscriptions: SubscriptionRegistry | null = null
+  private readonly dedup = new ProducerDedup()
 
   private get registry(): SubscriptionRegistry {
     if (this.subscriptions === null) throw sluiceError(ErrorCode.Internal, 'the engine is not open')
@@ -180,6 +182,11 @@ export class Engine implements Driver {
       segmentBytes: info.segmentBytes,
       cacheBytes: this.options.cacheBytesPerPartition ?? 4 * 1024 * 1024,
     })
+    for (const r of log.recentProducerRecords) {
+      const receipt: Receipt = { id: r.id, partition, offset: r.offset, duplicate: false }
+      this.dedup.remember(info.name, r.producerId, r.sequence, Promise.resolve(receipt), this.clock.now())
+    }
+    log.recentProducerRecords = []
     if (log.recovery !== null) {
       this.recoveries.push(log.recovery)
       const report =
@@ -296,6 +303,7 @@ export class Engine implements Driver {
     await this.serialised(name, async () => {
       const topic = this.topic(name)
       await this.registry.dropTopic(topic)
+      this.dedup.dropTopic(name)
       this.topics.delete(name)
       for (const log of topic.logs) await log.close().catch(() => undefined)
       const dir = this.dir
@@ -324,7 +332,41 @@ export class Engine implements Driver {
         )
       }
     }
-    const drafts: readonly RecordDraft[] = records
+    if (!records.some((r) => r.producerId !== undefined)) return this.store(topic, records)
+    // Retries of sequences already stored (or being stored) get the first receipt instead of a second copy.
+    const results = new Array<Promise<Receipt>>(records.length)
+    const fresh: number[] = []
+    records.forEach((record, i) => {
+      const prior =
+        record.producerId === undefined
+          ? undefined
+          : this.dedup.find(topicName, record.producerId, record.sequence ?? 0)
+      if (prior === undefined) fresh.push(i)
+      else results[i] = prior.then((receipt) => ({ ...receipt, duplicate: true }))
+    })
+    const storing =
+      fresh.length === 0
+        ? Promise.resolve([])
+        : this.store(
+            topic,
+            fresh.map((i) => records[i]!),
+          )
+    const now = this.clock.now()
+    fresh.forEach((i, j) => {
+      const record = records[i]!
+      const receipt = storing.then((receipts) => receipts[j]!)
+      results[i] = receipt
+      if (record.producerId !== undefined) {
+        const { producerId, sequence = 0 } = record
+        this.dedup.remember(topicName, producerId, sequence, receipt, now)
+        receipt.catch(() => this.dedup.forget(topicName, producerId, sequence))
+      }
+    })
+    return Promise.all(results)
+  }
+
+  /** Stores records: partition by key (round-robin without), one append per partition. */
+  private async store(topic: Topic, drafts: readonly RecordDraft[]): Promise<Receipt[]> {
     if (topic.info.partitions === 1) {
       const stored = await topic.logs[0]!.append(drafts)
       return stored.map((record) => ({ id: record.id, partition: 0, offset: record.offset, duplicate: false }))
@@ -340,7 +382,7 @@ export class Engine implements Driver {
       group.drafts.push(drafts[i]!)
       group.at.push(i)
     }
-    const receipts = new Array<Receipt>(records.length)
+    const receipts = new Array<Receipt>(drafts.length)
     await Promise.all(
       [...byPartition].map(async ([partition, group]) => {
         const stored = await topic.logs[partition]!.append(group.drafts)
@@ -364,6 +406,7 @@ export class Engine implements Driver {
 
   /** Runs retention on every partition now (it also runs every `retentionIntervalMs`). */
   async runRetention(): Promise<number> {
+    this.dedup.expire(this.clock.now())
     let deleted = 0
     for (const topic of this.topics.values()) {
       for (const [partition, log] of topic.logs.entries()) {

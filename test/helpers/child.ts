@@ -12,6 +12,8 @@ export interface Child {
   readonly lines: string[]
   /** Resolves with the first line matching `pattern` (rejects if the child exits first). */
   waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>
+  /** Sends an IPC message and resolves with the child's answer. */
+  ask(message: unknown): Promise<unknown>
   /** Resolves with the exit code (or the signal) once the child is gone. */
   readonly exited: Promise<number | NodeJS.Signals>
   kill9(): Promise<void>
@@ -24,12 +26,12 @@ export function fixture(name: string): string {
 /** Runs `node --import tsx <script> ...args`; killed when the test ends. */
 export function runChild(t: TestContext | null, script: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-    stdio: ['pipe', 'pipe', 'inherit'],
+    stdio: ['pipe', 'pipe', 'inherit', 'ipc'],
     env: { ...process.env, ...env },
   })
   const lines: string[] = []
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = []
-  createInterface({ input: child.stdout }).on('line', (line) => {
+  createInterface({ input: child.stdout! }).on('line', (line) => {
     lines.push(line)
     for (const w of [...waiters]) {
       if (w.pattern.test(line)) {
@@ -58,6 +60,14 @@ export function runChild(t: TestContext | null, script: string, args: string[], 
         void exited.then((how) => {
           clearTimeout(timer)
           reject(new Error(`child ${child.pid} exited (${how}) before writing a line matching ${String(pattern)}`))
+        })
+      })
+    },
+    ask(message) {
+      return new Promise((resolve, reject) => {
+        child.once('message', resolve)
+        child.send(message as never, (err) => {
+          if (err !== null) reject(err)
         })
       })
     },

@@ -98,6 +98,12 @@ export class FileLog implements PartitionLog {
   private readonly cache: RecordCache
   /** What recovery cut from a torn tail when this log was opened. */
   recovery: RecoveryReport | null = null
+  /**
+   * Records with a producer id found in the tail segment at open (the last
+   * ones written), so that retries of appends from before a restart are
+   * still recognised. Taken (and cleared) by the engine.
+   */
+  recentProducerRecords: { producerId: string; sequence: number; offset: number; id: string }[] = []
 
   private constructor(private readonly options: FileLogOptions) {
     this.cache = new RecordCache(options.cacheBytes)
@@ -203,7 +209,16 @@ export class FileLog implements PartitionLog {
   private async loadTail(segment: Segment): Promise<void> {
     const file = await this.options.fs.open(segment.logPath, 'write')
     segment.file = file
-    const scan = await scanSegment(file, segment.baseOffset, true)
+    const scan = await scanSegment(file, segment.baseOffset, true, (record) => {
+      if (record.producerId !== '') {
+        this.recentProducerRecords.push({
+          producerId: record.producerId,
+          sequence: record.sequence,
+          offset: record.offset,
+          id: record.id,
+        })
+      }
+    })
     this.adopt(segment, scan.index, scan.summary)
     if (scan.tornBytes > 0) {
       await file.truncate(scan.summary.logBytes)

@@ -1,6 +1,6 @@
 import { ErrorCode, sluiceError } from '../../core/errors.ts'
 import type { LogFile } from './files.ts'
-import { decodeRecord, DecodeProblem, recordOverheadBytes } from './record.ts'
+import { decodeRecord, DecodeProblem, recordOverheadBytes, type LogRecord } from './record.ts'
 import { SegmentIndex, type SegmentSummary } from './segment-index.ts'
 
 /**
@@ -48,7 +48,12 @@ function findLaterRecord(rest: Buffer, expected: number): number {
  * for the caller to cut; without it (a sealed segment, which was fsynced
  * before the next one began) any bad record is corruption.
  */
-export async function scanSegment(file: LogFile, baseOffset: number, tail: boolean): Promise<ScanResult> {
+export async function scanSegment(
+  file: LogFile,
+  baseOffset: number,
+  tail: boolean,
+  onRecord?: (record: LogRecord) => void,
+): Promise<ScanResult> {
   const fileBytes = await file.size()
   const index = new SegmentIndex()
   let expected = baseOffset
@@ -92,6 +97,7 @@ export async function scanSegment(file: LogFile, baseOffset: number, tail: boole
       break
     }
     index.note(expected, p)
+    onRecord?.(result.record)
     lastTimestamp = result.record.timestamp
     expected++
     p += result.size

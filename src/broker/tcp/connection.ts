@@ -1,0 +1,310 @@
+import type { Socket } from 'node:net'
+import type { Driver } from '../../core/driver.ts'
+import { asSluiceError, ErrorCode, SluiceError, sluiceError } from '../../core/errors.ts'
+import { checkConsumerConfig } from '../../core/subscribe-options.ts'
+import { encodeFrame, FrameKind, FrameParser, protocolVersion, type Frame } from '../../protocol/frame.ts'
+import { isOp, Op } from '../../protocol/ops.ts'
+import {
+  asArray,
+  asInt,
+  asObject,
+  asString,
+  decodeAppendRecord,
+  decodeRefs,
+  encodeRef,
+  encodeStoredRecord,
+  malformed,
+} from '../../protocol/wire.ts'
+import { PushConsumer } from './push-consumer.ts'
+
+export interface ConnectionLimits {
+  readonly maxFrameBytes: number
+  /** Requests handled at once; past it the broker stops reading from the socket. */
+  readonly maxInFlight: number
+  /** Bytes waiting to be written to a client that does not read; past it the client is cut off. */
+  readonly maxBufferedBytes: number
+  /** Consumers one connection may open. */
+  readonly maxConsumers: number
+}
+
+export const defaultConnectionLimits: ConnectionLimits = {
+  maxFrameBytes: 32 * 1024 * 1024,
+  maxInFlight: 1024,
+  maxBufferedBytes: 64 * 1024 * 1024,
+  maxConsumers: 1024,
+}
+
+/**
+ * One client connection on the broker: handshake, requests (pipelined,
+ * answered by id), consumers pushed against credit. Anything malformed
+ * closes this connection only; nothing a client sends can throw out of here.
+ */
+export class Connection {
+  private readonly parser: FrameParser
+  private greeted = false
+  private inFlight = 0
+  private paused = false
+  private closed = false
+  private corked = false
+  private readonly consumers = new Map<number, PushConsumer>()
+  private idleWaiters: (() => void)[] = []
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly driver: Driver,
+    private readonly limits: ConnectionLimits,
+    private readonly onClose: (connection: Connection) => void,
+  ) {
+    this.parser = new FrameParser(limits.maxFrameBytes)
+    socket.setNoDelay(true)
+    socket.on('data', (data: Buffer) => this.onData(data))
+    socket.on('error', () => undefined)
+    socket.on('close', () => void this.teardown())
+  }
+
+  get remote(): string {
+    return `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`
+  }
+
+  private onData(data: Buffer): void {
+    if (this.closed) return
+    let frames: Frame[]
+    try {
+      frames = this.parser.push(data)
+    } catch (err) {
+      this.goodbye(asSluiceError(err, ErrorCode.Protocol))
+      return
+    }
+    for (const frame of frames) {
+      try {
+        this.onFrame(frame)
+      } catch (err) {
+        this.goodbye(asSluiceError(err, ErrorCode.Protocol))
+        return
+      }
+    }
+  }
+
+  private onFrame(frame: Frame): void {
+    if (!this.greeted) {
+      if (frame.kind !== FrameKind.Hello) malformed('connection: the first frame must be HELLO')
+      const hello = asObject(frame.body, 'hello')
+      const version = asInt(hello['version'], 'hello version')
+      if (version !== protocolVersion) {
+        throw sluiceError(
+          ErrorCode.Protocol,
+          `protocol version ${version} is not supported; this broker speaks version ${protocolVersion}`,
+        )
+      }
+      this.greeted = true
+      this.send(FrameKind.Welcome, 0, {
+        version: protocolVersion,
+        maxFrameBytes: this.limits.maxFrameBytes,
+        capabilities: this.driver.capabilities,
+      })
+      return
+    }
+    switch (frame.kind) {
+      case FrameKind.Request:
+        this.startRequest(frame)
+        return
+      case FrameKind.Credit: {
+        const consumer = this.consumers.get(frame.id)
+        const n = asInt(frame.body, 'credit')
+        consumer?.grant(n)
+        return
+      }
+      default:
+        malformed(`connection: unexpected frame kind ${frame.kind} from a client`)
+    }
+  }
+
+  private startRequest(frame: Frame): void {
+    const body = asArray(frame.body, 'request')
+    const op = body[0]
+    if (!isOp(op)) malformed(`request: unknown operation ${JSON.stringify(op)}`)
+    const args = asObject(body[1] ?? {}, `${op} arguments`)
+    this.inFlight++
+    if (this.inFlight >= this.limits.maxInFlight && !this.paused) {
+      this.paused = true
+      this.socket.pause()
+    }
+    this.handle(op, args).then(
+      (result) => this.respond(frame.id, [true, result]),
+      (err: unknown) => {
+        const error = err instanceof SluiceError ? err : asSluiceError(err)
+        if (error.code === ErrorCode.Protocol) {
+          this.goodbye(error)
+          return
+        }
+        this.respond(frame.id, [false, error.toJSON()])
+      },
+    )
+  }
+
+  private respond(id: number, body: unknown): void {
+    this.inFlight--
+    if (this.paused && this.inFlight < this.limits.maxInFlight / 2) {
+      this.paused = false
+      this.socket.resume()
+    }
+    this.send(FrameKind.Response, id, body)
+    if (this.inFlight === 0) {
+      for (const wake of this.idleWaiters.splice(0)) wake()
+    }
+  }
+
+  private consumer(args: Record<string, unknown>): PushConsumer {
+    const id = asInt(args['consumer'], 'consumer id')
+    const consumer = this.consumers.get(id)
+    if (consumer === undefined) throw sluiceError(ErrorCode.Closed, `consumer ${id} is not open on this connection`)
+    return consumer
+  }
+
+  private async handle(op: string, args: Record<string, unknown>): Promise<unknown> {
+    const d = this.driver
+    switch (op) {
+      case Op.CreateTopic:
+        return d.createTopic(asString(args['name'], 'topic name'), args['config'] ?? {})
+      case Op.DescribeTopic:
+        return d.describeTopic(asString(args['name'], 'topic name'))
+      case Op.ListTopics:
+        return d.listTopics()
+      case Op.DeleteTopic:
+        await d.deleteTopic(asString(args['name'], 'topic name'))
+        return null
+      case Op.Append: {
+        const records = asArray(args['records'], 'records').map(decodeAppendRecord)
+        return d.append(asString(args['topic'], 'topic'), records)
+      }
+      case Op.Read: {
+        const records = await d.read(
+          asString(args['topic'], 'topic'),
+          asInt(args['partition'], 'partition'),
+          asInt(args['from'], 'from'),
+          asInt(args['max'], 'max'),
+        )
+        return records.map(encodeStoredRecord)
+      }
+      case Op.Peek: {
+        const records = await d.peek(
+          asString(args['topic'], 'topic'),
+          asString(args['subscription'], 'subscription'),
+          asInt(args['max'], 'max'),
+        )
+        return records.map(encodeStoredRecord)
+      }
+      case Op.DeleteSubscription:
+        await d.deleteSubscription(asString(args['topic'], 'topic'), asString(args['subscription'], 'subscription'))
+        return null
+      case Op.Stats:
+        return d.stats(asString(args['topic'], 'topic'))
+      case Op.OpenConsumer:
+        return this.openConsumer(args)
+      case Op.CloseConsumer: {
+        const consumer = this.consumer(args)
+        this.consumers.delete(consumer.id)
+        await consumer.close()
+        return null
+      }
+      case Op.Ack:
+        return this.consumer(args).consumer.ack(decodeRefs(args['refs']))
+      case Op.Nack: {
+        const delay = args['delayMs']
+        return this.consumer(args).consumer.nack(
+          decodeRefs(args['refs']),
+          delay === null || delay === undefined ? null : asInt(delay, 'delayMs'),
+          typeof args['reason'] === 'string' ? args['reason'].slice(0, 1000) : 'nacked by the consumer',
+        )
+      }
+      case Op.Extend:
+        return this.consumer(args).consumer.extend(decodeRefs(args['refs']), asInt(args['ms'], 'ms'))
+      case Op.Release:
+        await this.consumer(args).consumer.release(decodeRefs(args['refs']))
+        return null
+    }
+    return malformed(`request: unknown operation ${op}`)
+  }
+
+  private async openConsumer(args: Record<string, unknown>): Promise<null> {
+    const id = asInt(args['consumer'], 'consumer id')
+    if (this.consumers.has(id))
+      throw sluiceError(ErrorCode.Conflict, `consumer ${id} is already open on this connection`)
+    if (this.consumers.size >= this.limits.maxConsumers) {
+      throw sluiceError(
+        ErrorCode.InvalidArgument,
+        `a connection may open at most ${this.limits.maxConsumers} consumers`,
+      )
+    }
+    const config = checkConsumerConfig(args['config'])
+    const engineConsumer = await this.driver.openConsumer(
+      asString(args['topic'], 'topic'),
+      asString(args['subscription'], 'subscription'),
+      config,
+    )
+    if (this.closed) {
+      await engineConsumer.close()
+      throw sluiceError(ErrorCode.Closed, 'the connection closed')
+    }
+    engineConsumer.onLeaseLost((ref) => this.send(FrameKind.LeaseLost, id, [encodeRef(ref)]))
+    const push = new PushConsumer(id, engineConsumer, (consumerId, records) =>
+      this.send(FrameKind.Deliver, consumerId, records),
+    )
+    this.consumers.set(id, push)
+    const credit = args['credit']
+    if (credit !== undefined) push.grant(asInt(credit, 'credit'))
+    return null
+  }
+
+  /** Writes a frame; frames of one tick leave in one write. A client that lets too much pile up is cut off. */
+  private send(kind: FrameKind, id: number, body: unknown): void {
+    if (this.closed) return
+    if (!this.corked) {
+      this.corked = true
+      this.socket.cork()
+      process.nextTick(() => {
+        this.corked = false
+        this.socket.uncork()
+      })
+    }
+    this.socket.write(encodeFrame(kind, id, body))
+    if (this.socket.writableLength > this.limits.maxBufferedBytes) {
+      // A slow consumer: its leases go back to the subscription when the connection closes.
+      this.closed = true
+      this.socket.destroy()
+    }
+  }
+
+  private goodbye(error: SluiceError): void {
+    if (this.closed) return
+    this.send(FrameKind.Goodbye, 0, error.toJSON())
+    this.closed = true
+    this.socket.end()
+    setTimeout(() => this.socket.destroy(), 1000).unref()
+  }
+
+  /** Stops pushing deliveries; requests (acks) still land. For graceful shutdown. */
+  stopDelivering(): void {
+    for (const consumer of this.consumers.values()) consumer.pause()
+  }
+
+  /** Resolves when no request is being handled. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
+  /** Closes the connection, telling the client why. */
+  close(reason: SluiceError): void {
+    this.goodbye(reason)
+  }
+
+  private async teardown(): Promise<void> {
+    this.closed = true
+    const consumers = [...this.consumers.values()]
+    this.consumers.clear()
+    for (const wake of this.idleWaiters.splice(0)) wake()
+    await Promise.all(consumers.map((c) => c.close().catch(() => undefined)))
+    this.onClose(this)
+  }
+}

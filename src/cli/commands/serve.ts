@@ -1,0 +1,64 @@
+import { Broker } from '../../broker/server.ts'
+import { Engine } from '../../engine/engine.ts'
+import { dataDirOf } from '../../open.ts'
+
+export interface ServeOptions {
+  readonly dataDir: string
+  readonly host: string
+  readonly port: number
+  readonly httpPort: number
+  readonly maxConnections: number
+  readonly maxFrameBytes: number
+  readonly drainTimeoutMs: number
+}
+
+/**
+ * `sluice serve`: the broker on the embedded engine. SIGTERM/SIGINT drain
+ * (stop accepting, report not ready, let in-flight acks land, fsync, close);
+ * a second signal exits at once.
+ */
+export async function serve(options: ServeOptions, print: (line: string) => void): Promise<void> {
+  const dir =
+    options.dataDir === 'memory:'
+      ? undefined
+      : dataDirOf(options.dataDir.startsWith('file:') ? options.dataDir : `file:${options.dataDir}`)
+  const engine = await Engine.open({ dir })
+  const broker = new Broker(engine, {
+    host: options.host,
+    port: options.port,
+    httpPort: options.httpPort,
+    maxConnections: options.maxConnections,
+    limits: { maxFrameBytes: options.maxFrameBytes },
+    drainTimeoutMs: options.drainTimeoutMs,
+  })
+  const { port, httpPort } = await broker.start()
+  print(
+    `sluice broker listening on ${options.host}:${port} (protocol) and ${options.host}:${httpPort} (HTTP: /healthz /readyz), data in ${dir ?? 'memory'}`,
+  )
+  if (options.host !== '127.0.0.1' && options.host !== 'localhost' && options.host !== '::1') {
+    print(
+      `warning: listening on ${options.host} without authentication; anyone who can reach this port can publish and consume`,
+    )
+  }
+  let stopping = false
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      print(`${signal} again: exiting now`)
+      process.exit(1)
+    }
+    stopping = true
+    print(`${signal}: draining (in-flight acknowledgements land, then the log is fsynced and closed)`)
+    broker.stop().then(
+      () => {
+        print('stopped')
+        process.exit(0)
+      },
+      (err: unknown) => {
+        print(`stop failed: ${String(err)}`)
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+}

@@ -1,0 +1,306 @@
+import { connect, type Socket } from 'node:net'
+import { errorFromWire, ErrorCode, SluiceError, sluiceError } from '../core/errors.ts'
+import {
+  encodeFrame,
+  FrameKind,
+  FrameParser,
+  protocolVersion,
+  defaultMaxFrameBytes,
+  type Frame,
+} from '../protocol/frame.ts'
+import type { Op } from '../protocol/ops.ts'
+import { asArray, asObject } from '../protocol/wire.ts'
+
+export interface ConnectionOptions {
+  readonly host: string
+  readonly port: number
+  /** How long the first connection may take before open() fails. Default 10000. */
+  readonly connectTimeoutMs: number
+  /** How long a request may wait for its answer (including a reconnect). Default 30000. */
+  readonly requestTimeoutMs: number
+}
+
+export interface ConnectionEvents {
+  deliver(consumerId: number, records: unknown[]): void
+  leaseLost(consumerId: number, refs: unknown[]): void
+  /** The connection dropped: leases held through it are gone. */
+  disconnected(): void
+  /** A new connection is up: restore consumers before queued requests go out. */
+  resumed(): Promise<void>
+}
+
+interface Request {
+  readonly op: Op
+  readonly args: unknown
+  readonly retriable: boolean
+  readonly resolve: (value: unknown) => void
+  readonly reject: (err: unknown) => void
+  readonly timer: NodeJS.Timeout
+  id: number
+}
+
+const State = { Connecting: 'connecting', Resuming: 'resuming', Ready: 'ready', Closed: 'closed' } as const
+type State = (typeof State)[keyof typeof State]
+
+/**
+ * The client's link to a broker: one socket, pipelined requests answered by
+ * id, reconnection with backoff. Requests that can be repeated safely
+ * (reads, idempotent appends) are sent again after a reconnect; others fail
+ * with UNAVAILABLE, because the broker may or may not have applied them.
+ */
+export class ClientConnection {
+  private socket: Socket | null = null
+  private state: State = State.Connecting
+  private nextId = 1
+  private readonly inFlight = new Map<number, Request>()
+  private queue: Request[] = []
+  private welcome: { maxFrameBytes: number; capabilities: unknown } | null = null
+  private lastError: SluiceError | null = null
+  private readyWaiters: { resolve: () => void; reject: (err: unknown) => void }[] = []
+  private everConnected = false
+
+  constructor(
+    private readonly options: ConnectionOptions,
+    private readonly events: ConnectionEvents,
+  ) {}
+
+  get maxFrameBytes(): number {
+    return this.welcome?.maxFrameBytes ?? defaultMaxFrameBytes
+  }
+
+  get capabilities(): unknown {
+    return this.welcome?.capabilities
+  }
+
+  /** Connects (retrying with backoff up to connectTimeoutMs); later drops reconnect on their own. */
+  async open(): Promise<void> {
+    const ready = new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }))
+    const timer = setTimeout(() => {
+      const cause = this.lastError?.message ?? 'no answer'
+      this.fail(
+        sluiceError(
+          ErrorCode.Unavailable,
+          `cannot reach the broker at ${this.options.host}:${this.options.port} (${cause}); is 'sluice serve' running there?`,
+          { details: { host: this.options.host, port: this.options.port } },
+        ),
+      )
+    }, this.options.connectTimeoutMs)
+    void this.connectLoop()
+    try {
+      await ready
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  private fail(err: SluiceError): void {
+    if (this.everConnected) return
+    this.state = State.Closed
+    this.socket?.destroy()
+    for (const waiter of this.readyWaiters.splice(0)) waiter.reject(err)
+  }
+
+  private async connectLoop(): Promise<void> {
+    for (let attempt = 0; this.state === State.Connecting; attempt++) {
+      try {
+        await this.connectOnce()
+        return
+      } catch (err) {
+        this.lastError =
+          err instanceof SluiceError ? err : sluiceError(ErrorCode.Unavailable, (err as Error).message)
+        const delay = Math.min(5000, 50 * 2 ** Math.min(attempt, 7)) * (0.5 + Math.random() / 2)
+        await new Promise((resolve) => setTimeout(resolve, delay).unref())
+      }
+    }
+  }
+
+  private connectOnce(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: this.options.host, port: this.options.port, noDelay: true })
+      const parser = new FrameParser(64 * 1024 * 1024)
+      let greeted = false
+      const failEarly = (err: Error): void => {
+        if (greeted) return
+        socket.destroy()
+        reject(err)
+      }
+      socket.once('error', failEarly)
+      socket.once('connect', () =>
+        socket.write(encodeFrame(FrameKind.Hello, 0, { version: protocolVersion, client: 'sluice-js' })),
+      )
+      socket.on('data', (data: Buffer) => {
+        let frames: Frame[]
+        try {
+          frames = parser.push(data)
+        } catch (err) {
+          // The broker sent something this client cannot read: drop the connection and start over.
+          this.lastError = err as SluiceError
+          socket.destroy()
+          return
+        }
+        for (const frame of frames) {
+          if (!greeted) {
+            if (frame.kind !== FrameKind.Welcome) {
+              failEarly(
+                frame.kind === FrameKind.Goodbye
+                  ? errorFromWire(asObject(frame.body, 'goodbye') as never)
+                  : new Error('the broker did not answer HELLO'),
+              )
+              return
+            }
+            greeted = true
+            this.welcome = asObject(frame.body, 'welcome') as { maxFrameBytes: number; capabilities: unknown }
+            this.socket = socket
+            socket.off('error', failEarly)
+            socket.on('error', () => undefined)
+            socket.on('close', () => this.onClose(socket))
+            void this.resume().then(resolve, reject)
+            continue
+          }
+          this.onFrame(frame)
+        }
+      })
+    })
+  }
+
+  private async resume(): Promise<void> {
+    this.state = State.Resuming
+    await this.events.resumed()
+    // The connection may have dropped (or been closed) while consumers were being restored.
+    if (this.currentState() !== State.Resuming) return
+    this.state = State.Ready
+    this.everConnected = true
+    for (const waiter of this.readyWaiters.splice(0)) waiter.resolve()
+    const queued = this.queue
+    this.queue = []
+    for (const request of queued) this.transmit(request)
+  }
+
+  private onFrame(frame: Frame): void {
+    switch (frame.kind) {
+      case FrameKind.Response: {
+        const request = this.inFlight.get(frame.id)
+        if (request === undefined) return
+        this.inFlight.delete(frame.id)
+        clearTimeout(request.timer)
+        const body = asArray(frame.body, 'response')
+        if (body[0] === true) request.resolve(body[1])
+        else request.reject(errorFromWire(asObject(body[1], 'error') as never))
+        return
+      }
+      case FrameKind.Deliver:
+        this.events.deliver(frame.id, asArray(frame.body, 'deliveries'))
+        return
+      case FrameKind.LeaseLost:
+        this.events.leaseLost(frame.id, asArray(frame.body, 'lost leases'))
+        return
+      case FrameKind.Goodbye:
+        this.lastError = errorFromWire(asObject(frame.body, 'goodbye') as never)
+        return
+      default:
+        return
+    }
+  }
+
+  private onClose(socket: Socket): void {
+    if (this.socket !== socket) return
+    this.socket = null
+    const wasClosing = this.state === State.Closed
+    if (!wasClosing) this.state = State.Connecting
+    for (const request of this.inFlight.values()) {
+      if (request.retriable && !wasClosing) {
+        this.queue.push(request)
+      } else {
+        clearTimeout(request.timer)
+        request.reject(
+          wasClosing
+            ? sluiceError(ErrorCode.Closed, 'the client is closed')
+            : sluiceError(
+                ErrorCode.Unavailable,
+                `the connection to the broker was lost during ${request.op}; it may or may not have been applied`,
+                {
+                  cause: this.lastError ?? undefined,
+                },
+              ),
+        )
+      }
+    }
+    this.inFlight.clear()
+    this.events.disconnected()
+    if (!wasClosing) void this.connectLoop()
+  }
+
+  /** Sends a request; resolves with its result, or rejects with the broker's error rebuilt. */
+  request(op: Op, args: unknown, options: { retriable?: boolean; urgent?: boolean } = {}): Promise<unknown> {
+    if (this.state === State.Closed) return Promise.reject(sluiceError(ErrorCode.Closed, 'the client is closed'))
+    return new Promise((resolve, reject) => {
+      const request: Request = {
+        op,
+        args,
+        retriable: options.retriable ?? false,
+        resolve,
+        reject,
+        id: 0,
+        timer: setTimeout(() => {
+          this.inFlight.delete(request.id)
+          this.queue = this.queue.filter((r) => r !== request)
+          reject(
+            sluiceError(
+              ErrorCode.Timeout,
+              `${op} got no answer from the broker within ${this.options.requestTimeoutMs} ms`,
+              {
+                cause: this.lastError ?? undefined,
+              },
+            ),
+          )
+        }, this.options.requestTimeoutMs),
+      }
+      request.timer.unref()
+      if (this.state === State.Ready || (options.urgent === true && this.state === State.Resuming))
+        this.transmit(request)
+      else this.queue.push(request)
+    })
+  }
+
+  private transmit(request: Request): void {
+    request.id = this.nextId
+    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1
+    this.inFlight.set(request.id, request)
+    this.socket!.write(encodeFrame(FrameKind.Request, request.id, [request.op, request.args]))
+  }
+
+  /** Grants a consumer more deliveries (dropped while disconnected: the consumer grants again on resume). */
+  credit(consumerId: number, n: number): void {
+    if (this.state === State.Ready || this.state === State.Resuming)
+      this.socket?.write(encodeFrame(FrameKind.Credit, consumerId, n))
+  }
+
+  private currentState(): State {
+    return this.state
+  }
+
+  /** Whether requests go out now. */
+  get connected(): boolean {
+    return this.state === State.Ready
+  }
+
+  /** Resolves once no request is waiting for an answer (for tests that step a fake clock). */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0 || (this.queue.length > 0 && this.state === State.Ready)) {
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  }
+
+  close(): void {
+    if (this.state === State.Closed) return
+    this.state = State.Closed
+    for (const request of this.queue) {
+      clearTimeout(request.timer)
+      request.reject(sluiceError(ErrorCode.Closed, 'the client is closed'))
+    }
+    this.queue = []
+    this.socket?.end()
+    const socket = this.socket
+    setTimeout(() => socket?.destroy(), 1000).unref()
+  }
+}

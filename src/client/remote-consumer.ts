@@ -1,0 +1,180 @@
+import type { DriverConsumer } from '../core/driver.ts'
+import { ErrorCode, sluiceError } from '../core/errors.ts'
+import type { ConsumerConfig, LeasedRecord, LeaseRef } from '../core/types.ts'
+import { Op } from '../protocol/ops.ts'
+import { decodeLeasedRecord, decodeRef, encodeRef } from '../protocol/wire.ts'
+import type { ClientConnection } from './connection.ts'
+
+function keyOf(ref: LeaseRef): number {
+  return ref.offset * 1024 + ref.partition
+}
+
+/**
+ * A consumer over the broker protocol. `lease(max)` grants the broker credit
+ * for what it lacks and waits for deliveries; the broker never pushes more
+ * than the credit. After a lost connection the leases it held are gone (the
+ * broker gave them back to the subscription): they are reported lost, and
+ * the consumer is opened again on the new connection.
+ */
+export class RemoteConsumer implements DriverConsumer {
+  private buffer: LeasedRecord[] = []
+  /** Credit granted and not yet used by deliveries. */
+  private outstanding = 0
+  /** Records handed to the runner and not yet settled, by lease key. */
+  private readonly handedOut = new Map<number, LeaseRef>()
+  private waiter: { max: number; resolve: (records: LeasedRecord[]) => void } | null = null
+  private readonly lostListeners: ((ref: LeaseRef) => void)[] = []
+  private closed = false
+
+  constructor(
+    readonly id: number,
+    private readonly connection: ClientConnection,
+    private readonly topic: string,
+    private readonly subscription: string,
+    private readonly config: ConsumerConfig,
+    private readonly onClosed: (consumer: RemoteConsumer) => void,
+  ) {}
+
+  /** Opens (or, after a reconnect, reopens) this consumer on the broker. */
+  async open(urgent = false): Promise<void> {
+    // A lease call waiting across the reconnect gets its credit back with the reopen.
+    const credit = this.waiter === null ? 0 : this.waiter.max
+    this.outstanding = credit
+    await this.connection.request(
+      Op.OpenConsumer,
+      { consumer: this.id, topic: this.topic, subscription: this.subscription, config: this.config, credit },
+      { urgent },
+    )
+  }
+
+  lease(max: number, signal: AbortSignal): Promise<LeasedRecord[]> {
+    if (this.closed) return Promise.reject(sluiceError(ErrorCode.Closed, `consumer of ${this.subscription} is closed`))
+    if (this.buffer.length > 0) return Promise.resolve(this.take(max))
+    if (signal.aborted) return Promise.resolve([])
+    const want = max - this.outstanding
+    if (want > 0) {
+      this.outstanding += want
+      this.connection.credit(this.id, want)
+    }
+    return new Promise((resolve) => {
+      const onAbort = (): void => {
+        if (this.waiter?.resolve === finish) this.waiter = null
+        resolve([])
+      }
+      const finish = (records: LeasedRecord[]): void => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(records)
+      }
+      this.waiter = { max, resolve: finish }
+      signal.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  private take(max: number): LeasedRecord[] {
+    const records = this.buffer.splice(0, max)
+    for (const r of records) this.handedOut.set(keyOf(r), r)
+    return records
+  }
+
+  /** Deliveries pushed by the broker. */
+  deliver(wire: unknown[]): void {
+    const records = wire.map(decodeLeasedRecord)
+    this.outstanding = Math.max(0, this.outstanding - records.length)
+    if (this.closed) {
+      void this.connection
+        .request(Op.Release, { consumer: this.id, refs: records.map(encodeRef) })
+        .catch(() => undefined)
+      return
+    }
+    for (const r of records) this.buffer.push(r)
+    const waiter = this.waiter
+    if (waiter !== null) {
+      this.waiter = null
+      waiter.resolve(this.take(waiter.max))
+    }
+  }
+
+  leaseLost(wire: unknown[]): void {
+    for (const ref of wire.map(decodeRef)) {
+      const key = keyOf(ref)
+      this.buffer = this.buffer.filter((r) => keyOf(r) !== key)
+      if (this.handedOut.get(key)?.attempt === ref.attempt) this.handedOut.delete(key)
+      for (const listener of this.lostListeners) listener(ref)
+    }
+  }
+
+  /** The connection dropped: every lease held through it is gone. */
+  disconnected(): void {
+    this.buffer = []
+    this.outstanding = 0
+    const lost = [...this.handedOut.values()]
+    this.handedOut.clear()
+    for (const ref of lost) for (const listener of this.lostListeners) listener(ref)
+  }
+
+  /**
+   * Sends an ack, nack, extend or release for the refs still held through
+   * this connection and answers false for the rest. `finishing` refs stop
+   * being held as the request leaves: a redelivery of the same message can
+   * arrive before the answer, and must not be mistaken for this lease.
+   */
+  private async settle(
+    refs: readonly LeaseRef[],
+    finishing: boolean,
+    send: (held: LeaseRef[]) => Promise<unknown>,
+  ): Promise<boolean[]> {
+    const held = refs.filter((r) => this.handedOut.get(keyOf(r))?.attempt === r.attempt)
+    if (held.length === 0) return refs.map(() => false)
+    if (finishing) for (const r of held) this.handedOut.delete(keyOf(r))
+    const results = (await send(held)) as boolean[] | null
+    const byKey = new Map<number, boolean>()
+    held.forEach((r, i) => byKey.set(keyOf(r), results?.[i] ?? true))
+    return refs.map((r) => byKey.get(keyOf(r)) ?? false)
+  }
+
+  ack(refs: readonly LeaseRef[]): Promise<boolean[]> {
+    return this.settle(refs, true, (held) =>
+      this.connection.request(Op.Ack, { consumer: this.id, refs: held.map(encodeRef) }),
+    )
+  }
+
+  nack(refs: readonly LeaseRef[], delayMs: number | null, reason: string): Promise<boolean[]> {
+    return this.settle(refs, true, (held) =>
+      this.connection.request(Op.Nack, { consumer: this.id, refs: held.map(encodeRef), delayMs, reason }),
+    )
+  }
+
+  extend(refs: readonly LeaseRef[], ms: number): Promise<boolean[]> {
+    return this.settle(refs, false, (held) =>
+      this.connection.request(Op.Extend, { consumer: this.id, refs: held.map(encodeRef), ms }),
+    )
+  }
+
+  async release(refs: readonly LeaseRef[]): Promise<void> {
+    await this.settle(refs, true, (held) =>
+      this.connection.request(Op.Release, { consumer: this.id, refs: held.map(encodeRef) }),
+    )
+  }
+
+  onLeaseLost(listener: (ref: LeaseRef) => void): void {
+    this.lostListeners.push(listener)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    const unstarted = this.buffer
+    this.buffer = []
+    this.waiter?.resolve([])
+    this.waiter = null
+    this.onClosed(this)
+    if (!this.connection.connected) return
+    try {
+      if (unstarted.length > 0)
+        await this.connection.request(Op.Release, { consumer: this.id, refs: unstarted.map(encodeRef) })
+      await this.connection.request(Op.CloseConsumer, { consumer: this.id })
+    } catch {
+      // The broker closes a consumer whose connection ends anyway.
+    }
+  }
+}
