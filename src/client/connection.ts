@@ -106,10 +106,10 @@ export class ClientConnection {
         await this.connectOnce()
         return
       } catch (err) {
-        this.lastError =
-          err instanceof SluiceError ? err : sluiceError(ErrorCode.Unavailable, (err as Error).message)
+        this.lastError = err instanceof SluiceError ? err : sluiceError(ErrorCode.Unavailable, (err as Error).message)
         const delay = Math.min(5000, 50 * 2 ** Math.min(attempt, 7)) * (0.5 + Math.random() / 2)
-        await new Promise((resolve) => setTimeout(resolve, delay).unref())
+        // Not unref: like a connected socket, a client trying to reconnect keeps the process alive until closed.
+        await new Promise((resolve) => setTimeout(resolve, delay))
       }
     }
   }

@@ -24,7 +24,8 @@ import { offsetsToRanges, type PartitionState, type SubscriptionState } from './
  * A delayed message is not in the window until it is due; it then joins its
  * chain at the tail (its order among its key is the order it became visible).
  *
- * The window is bounded (`maxWindow` per partition): if one key falls far
+ * The window is bounded (`maxWindow` messages and `maxWindowBytes` per
+ * partition, so memory stays bounded whatever the backlog): if one key falls far
  * behind, the window fills with its later messages' neighbours and reading
  * ahead pauses until acknowledgements make room.
  */
@@ -100,6 +101,8 @@ interface PartitionQueue {
   readonly ready: Heap<Entry>
   readonly delayed: Heap<{ offset: number; deliverAt: number }>
   reading: boolean
+  /** Payload bytes held by the window (the records stay in memory while they are in it). */
+  windowBytes: number
 }
 
 interface Leaser {
@@ -138,6 +141,7 @@ export class Dispatcher {
     readonly state: SubscriptionState,
     private readonly host: DispatcherHost,
     private readonly maxWindow: number = 2048,
+    private readonly maxWindowBytes: number = 8 * 1024 * 1024,
   ) {
     this.queues = state.partitions.map((partitionState, index) => ({
       index,
@@ -149,6 +153,7 @@ export class Dispatcher {
       ready: new Heap<Entry>((a, b) => a.offset < b.offset),
       delayed: new Heap<{ offset: number; deliverAt: number }>((a, b) => a.deliverAt < b.deliverAt),
       reading: false,
+      windowBytes: 0,
     }))
     for (const q of this.queues) {
       this.unsubscribes.push(q.log.onAppend(() => this.fill(q)))
@@ -204,9 +209,13 @@ export class Dispatcher {
     const room = this.maxWindow - q.window.size
     // Read in batches: a read per acknowledgement would cost a disk read per message.
     if (room < Math.min(256, this.maxWindow / 4) && q.window.size > 0) return
+    if (q.windowBytes >= this.maxWindowBytes && q.window.size > 0) return
     if (q.cursor >= q.log.endOffset) return
     q.reading = true
-    q.log.read(q.cursor, Math.min(room, 1000)).then(
+    // Bound the read by bytes too: a thousand 1 MiB messages are not a read-ahead.
+    const meanBytes = q.log.bytes / Math.max(1, q.log.endOffset - q.log.startOffset)
+    const byBytes = Math.max(1, Math.floor((this.maxWindowBytes - q.windowBytes) / (meanBytes + 256)))
+    q.log.read(q.cursor, Math.min(room, 1000, byBytes)).then(
       (records) => {
         q.reading = false
         if (this.closed) return
@@ -250,6 +259,7 @@ export class Dispatcher {
       preAcked: false,
     }
     q.window.set(record.offset, entry)
+    q.windowBytes += entryBytes(record)
     if (entry.chain === null) {
       this.makeEligible(entry)
       return
@@ -284,7 +294,7 @@ export class Dispatcher {
       entry.lease.consumer.leases.delete(leaseKey(entry.partition, entry.offset))
       entry.lease = null
     }
-    q.window.delete(entry.offset)
+    if (q.window.delete(entry.offset)) q.windowBytes -= entryBytes(entry.record)
     q.state.attempts.delete(entry.offset)
     if (entry.chain !== null) {
       const chain = q.chains.get(entry.chain)!
@@ -737,6 +747,11 @@ export class Dispatcher {
     }
     this.leasers = []
   }
+}
+
+/** What an entry costs in memory, roughly: its payload plus the objects around it. */
+function entryBytes(record: LogRecord): number {
+  return record.payload.length + 256
 }
 
 function toLeased(entry: Entry): LeasedRecord {
