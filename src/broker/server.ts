@@ -78,6 +78,12 @@ export class Broker {
     this.connections.add(connection)
   }
 
+  /** The bound protocol port (after start). */
+  get address(): { port: number } {
+    const address = this.tcp.address()
+    return { port: typeof address === 'object' && address !== null ? address.port : 0 }
+  }
+
   /** Open client connections. */
   get connectionCount(): number {
     return this.connections.size

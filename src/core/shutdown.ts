@@ -9,12 +9,14 @@ export interface ShutdownOptions {
   readonly exit?: boolean
   /** Called when the first signal arrives, before draining. */
   readonly onSignal?: (signal: NodeJS.Signals) => void
+  /** Called once closed (err set when closing failed), before the process exits. */
+  readonly onClosed?: (err?: unknown) => void
 }
 
 /**
  * Drains and closes `sluice` on SIGTERM/SIGINT: running handlers finish (up
  * to `timeoutMs`), prefetched messages go back, acknowledgements land, then
- * the process exits. A second signal exits at once with code 1. Returns a
+ * the process exits (code 0, or 1 when closing failed). A second signal exits at once with code 1. Returns a
  * function that removes the signal handlers.
  */
 export function closeOnSignals(sluice: Sluice, options: ShutdownOptions = {}): () => void {
@@ -26,12 +28,17 @@ export function closeOnSignals(sluice: Sluice, options: ShutdownOptions = {}): (
     }
     closing = true
     options.onSignal?.(signal)
-    void sluice
-      .close({ drain: true, timeoutMs: options.timeoutMs ?? 25_000 })
-      .catch(() => undefined)
-      .then(() => {
+    sluice.close({ drain: true, timeoutMs: options.timeoutMs ?? 25_000 }).then(
+      () => {
+        options.onClosed?.()
         if (options.exit ?? true) process.exit(0)
-      })
+      },
+      (err: unknown) => {
+        options.onClosed?.(err)
+        // A failed drain must not look like a clean one.
+        if (options.exit ?? true) process.exit(1)
+      },
+    )
   }
   for (const signal of signals) process.on(signal, onSignal)
   return () => {

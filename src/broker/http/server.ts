@@ -18,10 +18,11 @@ export function createHttpServer(host: HttpHost): FastifyInstance {
   const live = { status: 'ok' }
   app.get('/livez', () => live)
   app.get('/healthz', () => live)
-  app.get<{ Querystring: { verbose?: string } }>('/readyz', async (request, reply) => {
+  app.get<{ Querystring: { verbose?: string } }>('/readyz', (request, reply) => {
     const checks = host.checks()
     const ok = host.isReady() && checks.every((c) => c.ok)
-    await reply.code(ok ? 200 : 503)
+    // Not awaited: awaiting a fastify reply waits for the response to be sent.
+    void reply.code(ok ? 200 : 503)
     if (request.query.verbose !== undefined) return { status: ok ? 'ok' : 'unavailable', checks }
     return { status: ok ? 'ok' : 'unavailable' }
   })
