@@ -2,11 +2,13 @@
 export { open, type OpenOptions } from './open.ts'
 export { Sluice, type SluiceOptions } from './core/sluice.ts'
 export { Subscription, type CloseOptions } from './core/subscription.ts'
-export type { Message, Handler } from './core/message.ts'
+export type { Message, Handler, TransactionMessage } from './core/message.ts'
 export type { SubscribeOptions } from './core/subscribe-options.ts'
 export type { BackoffOptions } from './core/backoff.ts'
 export { DeadLetterHeaders, type DeadLetter, type RedriveOptions, type RedriveResult } from './core/dead-letters.ts'
 export { closeOnSignals, type ShutdownOptions } from './core/shutdown.ts'
+export { Idempotency, type IdempotencyOptions, type OnceOptions, type OnceResult } from './core/idempotency.ts'
+export { type RetryPolicy } from './core/retry.ts'
 export {
   ErrorCode,
   SluiceError,
@@ -27,6 +29,8 @@ export {
   type PartitionStats,
   type SubscriptionStats,
   type TopicStats,
+  type CommitResult,
+  type TransactionOutput,
   type Headers,
   type OutgoingMessage,
   type PublishOptions,

@@ -1,24 +1,51 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError, Option } from 'commander'
+import { readFileSync } from 'node:fs'
+import { Command, Option } from 'commander'
 import { SluiceError } from '../core/errors.ts'
 import { defaultDataDir } from '../open.ts'
+import { registerConsume } from './commands/consume.ts'
 import { demo } from './commands/demo.ts'
-import { serve } from './commands/serve.ts'
+import { registerPublish } from './commands/publish.ts'
+import type { ServeOptions } from './commands/serve.ts'
+import { registerStats } from './commands/stats.ts'
+import { registerTopics } from './commands/topics.ts'
+import { integer } from './options.ts'
+import { watchStdout } from './output.ts'
 
 /** The `sluice` command line. Flags win over SLUICE_* environment variables, which win over defaults. */
 
-function integer(value: string): number {
-  const n = Number(value)
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer')
-  return n
-}
-
 const print = (line: string): void => void process.stdout.write(`${line}\n`)
+
+// The same relative path from src/cli/main.ts and from dist/cli/main.js.
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string
+}
 
 const program = new Command()
   .name('sluice')
   .description('Sluice: a message queue for TypeScript. Embedded, as a broker, or on Redis and NATS.')
+  .version(version, '-V, --version', 'print the version')
+  .helpOption('-h, --help', 'show help for a command')
+  .helpCommand('help [command]', 'show help for a command')
   .showHelpAfterError()
+  .addHelpText(
+    'after',
+    `
+The client verbs reach a broker at --url (env SLUICE_URL, default sluice://127.0.0.1:7420)
+and take --json for machine output. Examples:
+  sluice serve --data-dir ./data
+  sluice topics create orders --partitions 4
+  sluice publish orders '{"orderId":"o-1"}' --key user-17 --header source=cli
+  cat orders.jsonl | sluice publish orders
+  sluice consume orders --subscription audit --json
+  sluice stats orders`,
+  )
+
+watchStdout()
+registerTopics(program)
+registerPublish(program)
+registerConsume(program)
+registerStats(program)
 
 program
   .command('serve')
@@ -53,7 +80,9 @@ program
       .default(10_000)
       .argParser(integer),
   )
-  .action(async (options: Parameters<typeof serve>[0]) => {
+  .action(async (options: ServeOptions) => {
+    // Loaded only here: the broker (fastify and all) would slow every client verb's start.
+    const { serve } = await import('./commands/serve.ts')
     await serve(options, print)
   })
 

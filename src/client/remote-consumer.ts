@@ -1,8 +1,8 @@
 import type { DriverConsumer } from '../core/driver.ts'
 import { ErrorCode, sluiceError } from '../core/errors.ts'
-import type { ConsumerConfig, LeasedRecord, LeaseRef } from '../core/types.ts'
+import type { CommitResult, ConsumerConfig, LeasedRecord, LeaseRef, TransactionOutput } from '../core/types.ts'
 import { Op } from '../protocol/ops.ts'
-import { decodeLeasedRecord, decodeRef, encodeRef } from '../protocol/wire.ts'
+import { decodeLeasedRecord, decodeRef, encodeAppendRecord, encodeRef } from '../protocol/wire.ts'
 import type { ClientConnection } from './connection.ts'
 
 function keyOf(ref: LeaseRef): number {
@@ -142,6 +142,26 @@ export class RemoteConsumer implements DriverConsumer {
     return this.settle(refs, true, (held) =>
       this.connection.request(Op.Nack, { consumer: this.id, refs: held.map(encodeRef), delayMs, reason }),
     )
+  }
+
+  async commit(ref: LeaseRef, outputs: readonly TransactionOutput[], txId: string): Promise<CommitResult> {
+    const key = keyOf(ref)
+    const held = this.handedOut.get(key)
+    if (held?.attempt !== ref.attempt) return { acked: false, receipts: [] }
+    // Sent again after a reconnect if need be: the transaction id makes a repeat return the first outcome.
+    const result = await this.connection.request(
+      Op.Commit,
+      {
+        consumer: this.id,
+        ref: encodeRef(ref),
+        txId,
+        outputs: outputs.map((o) => ({ topic: o.topic, records: o.records.map(encodeAppendRecord) })),
+      },
+      { retriable: true },
+    )
+    // Refused before anything happened (unknown output topic…): the lease is still held, and stays listed.
+    if (this.handedOut.get(key) === held) this.handedOut.delete(key)
+    return result as CommitResult
   }
 
   extend(refs: readonly LeaseRef[], ms: number): Promise<boolean[]> {

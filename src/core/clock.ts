@@ -6,16 +6,20 @@
 export interface Clock {
   /** Milliseconds since the Unix epoch. */
   now(): number
-  /** Calls `fn` once `ms` from now; the returned function cancels it. Timers never keep the process alive. */
-  setTimer(fn: () => void, ms: number): () => void
+  /**
+   * Calls `fn` once `ms` from now; the returned function cancels it. A timer
+   * does not keep the process alive, unless `keepAlive` (for waits a caller's
+   * promise depends on, such as a publish waiting to retry).
+   */
+  setTimer(fn: () => void, ms: number, keepAlive?: boolean): () => void
 }
 
 /** The real clock. */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimer(fn, ms) {
+  setTimer(fn, ms, keepAlive = false) {
     const timer = setTimeout(fn, Math.max(0, ms))
-    timer.unref()
+    if (!keepAlive) timer.unref()
     return () => clearTimeout(timer)
   },
 }

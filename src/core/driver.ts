@@ -1,5 +1,6 @@
 import type {
   AppendRecord,
+  CommitResult,
   ConsumerConfig,
   DeliveryGuarantee,
   Durability,
@@ -11,6 +12,7 @@ import type {
   TopicConfig,
   TopicInfo,
   TopicStats,
+  TransactionOutput,
 } from './types.ts'
 
 /**
@@ -70,6 +72,13 @@ export interface DriverConsumer {
   ack(refs: readonly LeaseRef[]): Promise<boolean[]>
   /** Gives messages back as failed: offered again after `delayMs` (null: the backoff), or dead-lettered. */
   nack(refs: readonly LeaseRef[], delayMs: number | null, reason: string): Promise<boolean[]>
+  /**
+   * Acknowledges one message and publishes `outputs` in one transaction: both
+   * happen, or neither, also across a crash. `txId` names the transaction: a
+   * repeat (after a lost answer) gets the first outcome instead of a second
+   * transaction. `{ acked: false }` when the lease was lost.
+   */
+  commit(ref: LeaseRef, outputs: readonly TransactionOutput[], txId: string): Promise<CommitResult>
   /** Moves the leases' deadlines to `ms` from now (not past maxLeaseMs from their grant). */
   extend(refs: readonly LeaseRef[], ms: number): Promise<boolean[]>
   /** Gives back messages never handed to a handler: offered again at once, the attempt not counted. */

@@ -11,4 +11,6 @@ export const limits = {
   maxFsyncIntervalMs: 60_000,
   messageIdMaxLength: 1024,
   readMax: 10_000,
+  defaultDedupWindowMs: 120_000,
+  maxDedupWindowMs: 7 * 86_400_000,
 } as const

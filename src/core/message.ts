@@ -1,6 +1,15 @@
 import { decodePayload, type Codec } from './codec.ts'
-import { ErrorCode, sluiceError } from './errors.ts'
-import { DeliveryGuarantee, type Headers, type LeasedRecord, type LeaseRef, type StoredMessage } from './types.ts'
+import { ErrorCode, hasCode, sluiceError } from './errors.ts'
+import {
+  DeliveryGuarantee,
+  type CommitResult,
+  type Headers,
+  type LeasedRecord,
+  type LeaseRef,
+  type OutgoingMessage,
+  type Receipt,
+  type StoredMessage,
+} from './types.ts'
 
 /** A message handed to a handler (or an iterator) under a lease. */
 export interface Message<T = unknown> extends StoredMessage<T> {
@@ -12,8 +21,12 @@ export interface Message<T = unknown> extends StoredMessage<T> {
    * Acknowledges: resolves once recorded as the topic's durability says; the
    * message is then never delivered again to this subscription. Throws
    * LEASE_LOST when the lease was lost (another delivery may be running).
+   *
+   * With `publish`, the acknowledgement and the publishing of those messages
+   * are one transaction (consume-transform-produce): both happen or neither,
+   * also across a crash; resolves with the receipts of the published messages.
    */
-  ack(): Promise<void>
+  ack(options?: { publish?: readonly TransactionMessage[] }): Promise<Receipt[]>
   /** Gives the message back as failed: offered again after `delayMs` (default: the backoff), or dead-lettered after maxAttempts. */
   nack(options?: { delayMs?: number; reason?: string }): Promise<void>
   /** Extends the lease by `ms` from now (up to maxLeaseMs); throws LEASE_LOST when it was lost. */
@@ -22,11 +35,18 @@ export interface Message<T = unknown> extends StoredMessage<T> {
 
 export type Handler<T = unknown> = (message: Message<T>) => unknown
 
+/** A message to publish as part of an acknowledgement: where to, and what. */
+export interface TransactionMessage<T = unknown> extends OutgoingMessage<T> {
+  readonly topic: string
+}
+
 /** How a leased message reaches its consumer (batched by the runner). */
 export interface LeaseOps {
   ack(ref: LeaseRef): Promise<boolean>
   nack(ref: LeaseRef, delayMs: number | null, reason: string): Promise<boolean>
   extend(ref: LeaseRef, ms: number): Promise<boolean>
+  /** Acknowledge and publish in one transaction. */
+  commit(ref: LeaseRef, messages: readonly TransactionMessage[]): Promise<CommitResult>
 }
 
 /** The runner's handle on a leased message: the public Message plus its lease bookkeeping. */
@@ -47,6 +67,7 @@ export class LeasedMessage<T = unknown> implements Message<T> {
   private controller: AbortController | null = null
   private abortReason: unknown = undefined
   private settlement: Promise<void> | null = null
+  private receipts: Receipt[] = []
   private decoded: { value: T } | null = null
   /** When the lease was granted, for maxLeaseMs. */
   readonly leasedAt: number
@@ -102,12 +123,36 @@ export class LeasedMessage<T = unknown> implements Message<T> {
     )
   }
 
-  ack(): Promise<void> {
-    this.settlement ??= this.ops.ack(this.ref).then((ok) => {
-      // At-most-once messages were acknowledged when handed out; a late ack only releases their order.
-      if (!ok && this.delivery !== DeliveryGuarantee.AtMostOnce) this.leaseLost('the acknowledgement')
-    })
-    return this.settlement
+  ack(options: { publish?: readonly TransactionMessage[] } = {}): Promise<Receipt[]> {
+    if (this.settlement !== null) return this.settlement.then(() => this.receipts)
+    const publish = options.publish
+    if (publish !== undefined && publish.length > 0) {
+      if (this.delivery === DeliveryGuarantee.AtMostOnce) {
+        return Promise.reject(
+          sluiceError(
+            ErrorCode.InvalidArgument,
+            'ack({ publish }) needs at-least-once or exactly-once delivery: at-most-once messages are acknowledged before the handler runs',
+          ),
+        )
+      }
+      const settlement = Promise.resolve()
+        .then(() => this.ops.commit(this.ref, publish))
+        .then((result) => {
+          if (!result.acked) this.leaseLost('the acknowledgement (and its publishes)')
+          this.receipts = result.receipts.flat()
+        })
+      this.settlement = settlement
+      // Refused before anything happened (a bad or unknown output topic, a message too large): still unsettled.
+      settlement.catch((err: unknown) => {
+        if (!hasCode(err, ErrorCode.LeaseLost) && this.settlement === settlement) this.settlement = null
+      })
+    } else {
+      this.settlement = this.ops.ack(this.ref).then((ok) => {
+        // At-most-once messages were acknowledged when handed out; a late ack only releases their order.
+        if (!ok && this.delivery !== DeliveryGuarantee.AtMostOnce) this.leaseLost('the acknowledgement')
+      })
+    }
+    return this.settlement.then(() => this.receipts)
   }
 
   nack(options: { delayMs?: number; reason?: string } = {}): Promise<void> {

@@ -3,6 +3,8 @@ import { decodePayload, encodePayload, type Codec } from './codec.ts'
 import type { Driver } from './driver.ts'
 import { ErrorCode, hasCode, sluiceError } from './errors.ts'
 import { uuidv7 } from './ids.ts'
+import { Idempotency, type IdempotencyOptions } from './idempotency.ts'
+import { checkRetryPolicy, defaultPublishRetry, retrying, type RetryPolicy } from './retry.ts'
 import { limits } from './limits.ts'
 import type {
   AppendRecord,
@@ -14,6 +16,7 @@ import type {
   TopicConfig,
   TopicInfo,
   TopicStats,
+  TransactionOutput,
 } from './types.ts'
 import { DeliveryGuarantee, Ordering, StartAt } from './types.ts'
 import {
@@ -24,7 +27,7 @@ import {
   checkTopicName,
   invalid,
 } from './validate.ts'
-import type { Handler } from './message.ts'
+import type { Handler, TransactionMessage } from './message.ts'
 import { checkSubscribeOptions, type SubscribeOptions } from './subscribe-options.ts'
 import { Subscription, type CloseOptions } from './subscription.ts'
 import { DeadLetterHeaders, type DeadLetter, type RedriveOptions, type RedriveResult } from './dead-letters.ts'
@@ -37,6 +40,13 @@ export interface SluiceOptions {
   readonly clock?: Clock
   /** Told about failures that consumers handle themselves (a refused ack, a failed lease call). */
   readonly onError?: (err: unknown) => void
+  /**
+   * How publishes retry transient failures (STORAGE_FULL, TIMEOUT, UNAVAILABLE):
+   * capped exponential backoff with jitter, the same producer sequence on every
+   * attempt so that a retry is never stored twice. Default 5 attempts from 100 ms
+   * to 5 s; false turns retrying off.
+   */
+  readonly publishRetry?: Partial<RetryPolicy> | false
 }
 
 /** The subscription that redrives dead letters; reserved (names starting with '_' are). */
@@ -51,6 +61,10 @@ const redriveSubscription = '_redrive'
 export class Sluice {
   private closed = false
   private readonly clock: Clock
+  /** This instance's producer id: with a sequence per message, it names every append so that a retry is recognised. */
+  readonly producerId = uuidv7()
+  private sequence = 0
+  private readonly publishRetry: RetryPolicy | null
   private readonly subscriptions = new Set<{ close(options?: CloseOptions): Promise<void> }>()
 
   constructor(
@@ -58,6 +72,7 @@ export class Sluice {
     private readonly options: SluiceOptions = {},
   ) {
     this.clock = options.clock ?? systemClock
+    this.publishRetry = checkRetryPolicy(options.publishRetry, defaultPublishRetry)
   }
 
   /** What the underlying driver supports. */
@@ -104,22 +119,32 @@ export class Sluice {
     const { payload, format } = encodePayload(data, this.options.codec)
     return {
       id: checked.id ?? uuidv7(now),
+      idFromProducer: checked.id !== undefined,
       key: checked.key,
       headers: checked.headers,
       payload,
       format,
       deliverAt: checked.deliverAt,
+      producerId: this.producerId,
+      sequence: this.sequence++,
     }
   }
 
   private async append(topic: string, records: AppendRecord[]): Promise<Receipt[]> {
-    try {
-      return await this.driver.append(topic, records)
-    } catch (err) {
-      if (!this.options.autoCreateTopics || !hasCode(err, ErrorCode.TopicNotFound)) throw err
-      await this.driver.createTopic(topic, {})
-      return this.driver.append(topic, records)
-    }
+    // Every attempt sends the same records (same producer id and sequences): a retry is never stored twice.
+    return retrying(
+      async () => {
+        try {
+          return await this.driver.append(topic, records)
+        } catch (err) {
+          if (!this.options.autoCreateTopics || !hasCode(err, ErrorCode.TopicNotFound)) throw err
+          await this.driver.createTopic(topic, {})
+          return this.driver.append(topic, records)
+        }
+      },
+      this.publishRetry,
+      this.clock,
+    )
   }
 
   /**
@@ -234,6 +259,7 @@ export class Sluice {
         codec: this.options.codec,
         clock: this.clock,
         onError: this.options.onError,
+        encodeOutputs: (messages) => this.encodeOutputs(messages),
       },
       () => this.subscriptions.delete(sub),
     )
@@ -241,6 +267,44 @@ export class Sluice {
     checked.signal?.addEventListener('abort', () => void sub.close(), { once: true })
     if (checked.signal?.aborted === true) void sub.close()
     return sub
+  }
+
+  /** Checks and encodes the messages of `ack({ publish })`, grouped by topic. */
+  private encodeOutputs(messages: readonly TransactionMessage[]): TransactionOutput[] {
+    const given: unknown = messages
+    if (!Array.isArray(given)) invalid('publish must be an array of { topic, data, key?, id?, headers? }')
+    const byTopic = new Map<string, AppendRecord[]>()
+    given.forEach((message: unknown, i) => {
+      if (typeof message !== 'object' || message === null || !('data' in message) || !('topic' in message)) {
+        invalid(`publish[${i}] needs a topic and data`)
+      }
+      const { topic, ...rest } = message as TransactionMessage
+      checkTopicName(topic)
+      const records = byTopic.get(topic) ?? []
+      records.push(this.toRecord(rest.data, rest))
+      byTopic.set(topic, records)
+    })
+    return [...byTopic].map(([topic, records]) => ({ topic, records }))
+  }
+
+  /**
+   * A record of side effects done outside Sluice, kept in `topic` (created
+   * with 1 partition and `retentionMs` retention if absent): `once(key, effect)`
+   * runs the effect unless it is recorded as done. See Idempotency for where
+   * duplicates remain possible.
+   */
+  async idempotency(topic: string, options: IdempotencyOptions = {}): Promise<Idempotency> {
+    this.checkOpen()
+    const retentionMs = options.retentionMs ?? 7 * 86_400_000
+    checkTopicName(topic)
+    await this.createTopic(topic, {
+      partitions: 1,
+      retention: { maxAgeMs: retentionMs },
+      dedupWindowMs: Math.min(retentionMs, limits.maxDedupWindowMs),
+    }).catch((err: unknown) => {
+      if (!hasCode(err, ErrorCode.Conflict)) throw err
+    })
+    return Idempotency.open(this, topic, options)
   }
 
   /** Deletes a subscription and its state; its consumers are cut off. */
@@ -330,7 +394,7 @@ export class Sluice {
           // Pace: the n-th message goes no earlier than n / rate seconds after the start.
           const due = started + (moved * 1000) / rate
           const wait = due - this.clock.now()
-          if (wait > 0) await new Promise<void>((resolve) => this.clock.setTimer(resolve, wait))
+          if (wait > 0) await new Promise<void>((resolve) => this.clock.setTimer(resolve, wait, true))
           const headers: Record<string, string> = {}
           for (const [name, value] of Object.entries(record.headers)) {
             if (!Object.values<string>(DeadLetterHeaders).includes(name)) headers[name] = value

@@ -3,8 +3,9 @@ import type { Codec } from './codec.ts'
 import type { DriverConsumer } from './driver.ts'
 import { asSluiceError, ErrorCode, hasCode, sluiceError } from './errors.ts'
 import { LeaseBatcher } from './lease-batcher.ts'
-import { LeasedMessage, type Handler, type LeaseOps, type Message } from './message.ts'
-import type { ConsumerConfig, LeaseRef } from './types.ts'
+import { uuidv7 } from './ids.ts'
+import { LeasedMessage, type Handler, type LeaseOps, type Message, type TransactionMessage } from './message.ts'
+import type { ConsumerConfig, LeaseRef, TransactionOutput } from './types.ts'
 
 /**
  * The handler runner, the same on every driver: leases messages within
@@ -24,6 +25,8 @@ export interface SubscriptionSettings {
   readonly clock: Clock
   /** Told about failures the runner handles itself (a refused ack, a lease call that failed). */
   readonly onError?: (err: unknown) => void
+  /** Checks and encodes messages published by `ack({ publish })`. */
+  readonly encodeOutputs: (messages: readonly TransactionMessage[]) => TransactionOutput[]
 }
 
 export interface CloseOptions {
@@ -68,6 +71,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
       (a, b) => a[0] === b[0],
     )
     this.ops = {
+      commit: (ref, messages) => consumer.commit(ref, settings.encodeOutputs(messages), uuidv7()),
       ack: (ref) => acks.call(ref),
       nack: (ref, delayMs, reason) => nacks.call(ref, delayMs, reason),
       extend: (ref, ms) => extends_.call(ref, ms),
@@ -309,7 +313,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
     }
     if (drain && this.running.size > 0) {
       await new Promise<void>((resolve) => {
-        const cancel = this.settings.clock.setTimer(resolve, timeoutMs)
+        const cancel = this.settings.clock.setTimer(resolve, timeoutMs, true)
         const check = (): void => {
           if (this.running.size === 0) {
             cancel()

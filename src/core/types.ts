@@ -38,6 +38,12 @@ export interface TopicConfig {
   readonly maxMessageBytes?: number
   /** Size at which a partition's log rolls to a new segment. Default 64 MiB. */
   readonly segmentBytes?: number
+  /**
+   * A message published with an `id` already published to this topic within
+   * this window is stored once (the repeat gets the first receipt, marked
+   * duplicate). Default 120000 (2 minutes); 0 turns it off.
+   */
+  readonly dedupWindowMs?: number
 }
 
 /** A topic as it exists: its full configuration with defaults filled in. */
@@ -49,6 +55,7 @@ export interface TopicInfo {
   readonly retention: { readonly maxAgeMs: number | null; readonly maxBytes: number | null }
   readonly maxMessageBytes: number
   readonly segmentBytes: number
+  readonly dedupWindowMs: number
   /** Milliseconds since the epoch. */
   readonly createdAt: number
 }
@@ -109,6 +116,8 @@ export interface AppendRecord {
   /** With `sequence`: names this append so a retry of it is recognised (idempotent producer). */
   readonly producerId?: string
   readonly sequence?: number
+  /** The producer chose `id`: a repeat within the topic's dedupWindowMs is the same message. */
+  readonly idFromProducer?: boolean
 }
 
 export interface StoredRecord extends AppendRecord {
@@ -131,11 +140,15 @@ export type Ordering = (typeof Ordering)[keyof typeof Ordering]
 export const DeliveryGuarantee = {
   AtMostOnce: 'at-most-once',
   AtLeastOnce: 'at-least-once',
+  ExactlyOnce: 'exactly-once',
 } as const
 /**
  * - `at-most-once`: acknowledged when handed to a consumer; never redelivered;
  * - `at-least-once` (default): acknowledged by the handler's success; redelivered after a failure, a nack,
- *   an expired lease or a lost consumer, with backoff, until `maxAttempts`, then dead-lettered.
+ *   an expired lease or a lost consumer, with backoff, until `maxAttempts`, then dead-lettered;
+ * - `exactly-once` (honestly: effectively once): at-least-once whose acknowledgements are fsynced before
+ *   they resolve, used with `msg.ack({ publish })` (acknowledge and publish in one transaction), idempotent
+ *   publishing, and `sluice.idempotency()` for side effects outside Sluice.
  */
 export type DeliveryGuarantee = (typeof DeliveryGuarantee)[keyof typeof DeliveryGuarantee]
 
@@ -163,6 +176,20 @@ export interface ConsumerConfig {
 export interface LeasedRecord extends StoredRecord {
   /** 1 for the first delivery. */
   readonly attempt: number
+}
+
+/** Messages one transaction publishes to one topic. */
+export interface TransactionOutput {
+  readonly topic: string
+  readonly records: readonly AppendRecord[]
+}
+
+/** What a commit (acknowledge + publish) did. */
+export interface CommitResult {
+  /** False when the lease was lost: nothing was acknowledged and nothing published. */
+  readonly acked: boolean
+  /** Receipts of the published messages, per output, in order. */
+  readonly receipts: readonly (readonly Receipt[])[]
 }
 
 /** Names one lease: the delivery attempt fences it, so a stale ack never acknowledges a newer delivery. */

@@ -84,6 +84,7 @@ export function checkTopicConfig(config: unknown): TopicConfig {
     'retention',
     'maxMessageBytes',
     'segmentBytes',
+    'dedupWindowMs',
   ])
   const c = config as TopicConfig & Record<string, unknown>
   if (c.partitions !== undefined) checkInteger('partitions', c.partitions, 1, limits.maxPartitions)
@@ -95,6 +96,7 @@ export function checkTopicConfig(config: unknown): TopicConfig {
     checkInteger('maxMessageBytes', c.maxMessageBytes, 1, limits.maxMessageBytesCeiling)
   if (c.segmentBytes !== undefined)
     checkInteger('segmentBytes', c.segmentBytes, limits.minSegmentBytes, limits.maxSegmentBytes)
+  if (c.dedupWindowMs !== undefined) checkInteger('dedupWindowMs', c.dedupWindowMs, 0, limits.maxDedupWindowMs)
   if (c.retention !== undefined) {
     if (!isPlainObject(c.retention)) invalid('retention must be an object like { maxAgeMs, maxBytes }')
     checkKnownKeys('retention', c.retention, ['maxAgeMs', 'maxBytes'])
@@ -121,6 +123,7 @@ export function topicInfoFrom(
     retention: { maxAgeMs: config.retention?.maxAgeMs ?? null, maxBytes: config.retention?.maxBytes ?? null },
     maxMessageBytes: config.maxMessageBytes ?? limits.defaultMaxMessageBytes,
     segmentBytes: config.segmentBytes ?? limits.defaultSegmentBytes,
+    dedupWindowMs: config.dedupWindowMs ?? limits.defaultDedupWindowMs,
     createdAt,
   }
 }
@@ -142,6 +145,7 @@ export function topicConfigConflicts(existing: TopicInfo, asked: TopicConfig): s
   compare('fsyncIntervalMs', asked.fsyncIntervalMs, existing.fsyncIntervalMs)
   compare('maxMessageBytes', asked.maxMessageBytes, existing.maxMessageBytes)
   compare('segmentBytes', asked.segmentBytes, existing.segmentBytes)
+  compare('dedupWindowMs', asked.dedupWindowMs, existing.dedupWindowMs)
   compare('retention.maxAgeMs', asked.retention?.maxAgeMs, existing.retention.maxAgeMs)
   compare('retention.maxBytes', asked.retention?.maxBytes, existing.retention.maxBytes)
   return conflicts

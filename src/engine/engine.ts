@@ -31,7 +31,7 @@ import type { PartitionLog, RecoveryReport } from './log/partition-log.ts'
 import { messageBytes, toStoredRecord, type RecordDraft } from './log/record.ts'
 import type { EngineConsumer } from './subscriptions/consumer.ts'
 import { SubscriptionRegistry } from './subscriptions/registry.ts'
-import { ProducerDedup } from './dedup.ts'
+import { Dedup, receiptOf, type Known } from './dedup.ts'
 import { DirLock } from './lock.ts'
 import { Topic } from './topic.ts'
 
@@ -76,7 +76,7 @@ export class Engine implements Driver {
   private closed = false
   private stopRetention: (() => void) | null = null
   private subscriptions: SubscriptionRegistry | null = null
-  private readonly dedup = new ProducerDedup()
+  private readonly dedup = new Dedup()
 
   private get registry(): SubscriptionRegistry {
     if (this.subscriptions === null) throw sluiceError(ErrorCode.Internal, 'the engine is not open')
@@ -129,8 +129,10 @@ export class Engine implements Driver {
       topic: (name) => this.topic(name),
       ensureTopic: (name, like) => this.ensureTopic(name, like),
       append: (topic, records) => this.append(topic, records),
+      checkAppend: (topic, records) => this.checkAppend(topic, records),
     })
     for (const topic of this.topics.values()) this.registry.attach(topic)
+    await this.registry.resumeTransactions()
   }
 
   private async loadTopics(): Promise<void> {
@@ -181,12 +183,15 @@ export class Engine implements Driver {
       fsyncIntervalMs: info.fsyncIntervalMs,
       segmentBytes: info.segmentBytes,
       cacheBytes: this.options.cacheBytesPerPartition ?? 4 * 1024 * 1024,
+      recentSinceMs: info.dedupWindowMs > 0 ? this.clock.now() - info.dedupWindowMs : undefined,
     })
-    for (const r of log.recentProducerRecords) {
+    for (const r of log.recentRecords) {
       const receipt: Receipt = { id: r.id, partition, offset: r.offset, duplicate: false }
-      this.dedup.remember(info.name, r.producerId, r.sequence, Promise.resolve(receipt), this.clock.now())
+      if (r.producerId !== '')
+        this.dedup.rememberSequence(info.name, r.producerId, r.sequence, receipt, this.clock.now())
+      if (r.idFromProducer) this.dedup.rememberId(info.name, r.id, receipt, r.timestamp)
     }
-    log.recentProducerRecords = []
+    log.recentRecords = []
     if (log.recovery !== null) {
       this.recoveries.push(log.recovery)
       const report =
@@ -318,7 +323,8 @@ export class Engine implements Driver {
     })
   }
 
-  async append(topicName: string, records: readonly AppendRecord[]): Promise<Receipt[]> {
+  /** Throws what `append` would refuse (TOPIC_NOT_FOUND, MESSAGE_TOO_LARGE) without storing anything. */
+  checkAppend(topicName: string, records: readonly AppendRecord[]): Topic {
     this.checkOpen()
     const topic = this.topic(topicName)
     const limit = topic.info.maxMessageBytes
@@ -332,37 +338,82 @@ export class Engine implements Driver {
         )
       }
     }
-    if (!records.some((r) => r.producerId !== undefined)) return this.store(topic, records)
-    // Retries of sequences already stored (or being stored) get the first receipt instead of a second copy.
-    const results = new Array<Promise<Receipt>>(records.length)
+    return topic
+  }
+
+  async append(topicName: string, records: readonly AppendRecord[]): Promise<Receipt[]> {
+    const topic = this.checkAppend(topicName, records)
+    const windowMs = topic.info.dedupWindowMs
+    const checkIds = windowMs > 0
+    if (!records.some((r) => r.producerId !== undefined || (checkIds && r.idFromProducer === true))) {
+      return this.store(topic, records)
+    }
+    // Retries of sequences and repeats of producer-chosen ids get the first receipt instead of a second copy.
+    const now = this.clock.now()
+    const known = new Map<number, Known>()
+    const sameAs = new Map<number, number>()
+    const firstWithId = new Map<string, number>()
     const fresh: number[] = []
     records.forEach((record, i) => {
-      const prior =
-        record.producerId === undefined
-          ? undefined
-          : this.dedup.find(topicName, record.producerId, record.sequence ?? 0)
+      let prior: Known | undefined
+      if (record.producerId !== undefined)
+        prior = this.dedup.findSequence(topicName, record.producerId, record.sequence ?? 0)
+      if (prior === undefined && checkIds && record.idFromProducer === true) {
+        prior = this.dedup.findId(topicName, record.id, now, windowMs)
+        const earlier = firstWithId.get(record.id)
+        if (prior === undefined && earlier !== undefined) {
+          sameAs.set(i, earlier)
+          return
+        }
+        firstWithId.set(record.id, i)
+      }
       if (prior === undefined) fresh.push(i)
-      else results[i] = prior.then((receipt) => ({ ...receipt, duplicate: true }))
+      else known.set(i, prior)
     })
-    const storing =
+    const pending =
       fresh.length === 0
         ? Promise.resolve([])
         : this.store(
             topic,
             fresh.map((i) => records[i]!),
           )
-    const now = this.clock.now()
+    const freshAt = new Map<number, number>()
     fresh.forEach((i, j) => {
+      freshAt.set(i, j)
       const record = records[i]!
-      const receipt = storing.then((receipts) => receipts[j]!)
-      results[i] = receipt
-      if (record.producerId !== undefined) {
-        const { producerId, sequence = 0 } = record
-        this.dedup.remember(topicName, producerId, sequence, receipt, now)
-        receipt.catch(() => this.dedup.forget(topicName, producerId, sequence))
-      }
+      const entry: Known = { pending, index: j }
+      if (record.producerId !== undefined)
+        this.dedup.rememberSequence(topicName, record.producerId, record.sequence ?? 0, entry, now)
+      if (checkIds && record.idFromProducer === true) this.dedup.rememberId(topicName, record.id, entry, now)
     })
-    return Promise.all(results)
+    pending.then(
+      (receipts) =>
+        fresh.forEach((i, j) => {
+          const r = records[i]!
+          this.dedup.settle(
+            topicName,
+            r.producerId,
+            r.sequence,
+            r.idFromProducer === true ? r.id : undefined,
+            receipts[j]!,
+          )
+        }),
+      () =>
+        fresh.forEach((i) => {
+          const r = records[i]!
+          if (r.producerId !== undefined) this.dedup.forgetSequence(topicName, r.producerId, r.sequence ?? 0)
+          if (r.idFromProducer === true) this.dedup.forgetId(topicName, r.id)
+        }),
+    )
+    const stored = await pending
+    const receiptAt = async (i: number): Promise<Receipt> => {
+      const j = freshAt.get(i)
+      if (j !== undefined) return stored[j]!
+      const earlier = sameAs.get(i)
+      const first = earlier === undefined ? await receiptOf(known.get(i)!) : await receiptAt(earlier)
+      return { ...first, duplicate: true }
+    }
+    return Promise.all(records.map((_, i) => receiptAt(i)))
   }
 
   /** Stores records: partition by key (round-robin without), one append per partition. */
@@ -406,7 +457,7 @@ export class Engine implements Driver {
 
   /** Runs retention on every partition now (it also runs every `retentionIntervalMs`). */
   async runRetention(): Promise<number> {
-    this.dedup.expire(this.clock.now())
+    this.dedup.expire(this.clock.now(), (topic) => this.topics.get(topic)?.info.dedupWindowMs ?? 0)
     let deleted = 0
     for (const topic of this.topics.values()) {
       for (const [partition, log] of topic.logs.entries()) {

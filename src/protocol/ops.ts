@@ -12,6 +12,7 @@ export const Op = {
   Nack: 'nack',
   Extend: 'extend',
   Release: 'release',
+  Commit: 'commit',
   Peek: 'peek',
   DeleteSubscription: 'deleteSubscription',
   Stats: 'stats',
@@ -33,4 +34,5 @@ export const retriableOps: ReadonlySet<Op> = new Set<Op>([
   Op.Read,
   Op.Peek,
   Op.Stats,
+  Op.Commit, // carries a transaction id: a repeat gets the first outcome
 ])

@@ -7,7 +7,7 @@ import type { AppendRecord, Headers, LeasedRecord, LeaseRef, StoredRecord } from
  * objects, because there are many of them and field names would triple the
  * bytes. Every decoder checks every field before use.
  *
- *   append record:  [id, key, headers, payload, format, deliverAt, producerId, sequence]
+ *   append record:  [id, key, headers, payload, format, deliverAt, producerId, sequence, idFromProducer]
  *   stored record:  [id, key, headers, payload, format, deliverAt, partition, offset, timestamp]
  *   leased record:  stored record + [attempt]
  *   lease ref:      [partition, offset, attempt]
@@ -61,13 +61,24 @@ function asFormat(value: unknown, what: string): PayloadFormat {
 }
 
 export function encodeAppendRecord(r: AppendRecord): unknown[] {
-  return [r.id, r.key, r.headers, r.payload, r.format, r.deliverAt, r.producerId ?? '', r.sequence ?? 0]
+  return [
+    r.id,
+    r.key,
+    r.headers,
+    r.payload,
+    r.format,
+    r.deliverAt,
+    r.producerId ?? '',
+    r.sequence ?? 0,
+    r.idFromProducer === true,
+  ]
 }
 
 export function decodeAppendRecord(value: unknown): AppendRecord {
   const a = asArray(value, 'append record')
-  if (a.length !== 8) malformed('append record')
+  if (a.length !== 9) malformed('append record')
   const producerId = asString(a[6], 'producer id')
+  if (typeof a[8] !== 'boolean') malformed('idFromProducer')
   return {
     id: asString(a[0], 'message id'),
     key: asKey(a[1], 'key'),
@@ -75,6 +86,7 @@ export function decodeAppendRecord(value: unknown): AppendRecord {
     payload: asBytes(a[3], 'payload'),
     format: asFormat(a[4], 'payload format'),
     deliverAt: asInt(a[5], 'deliverAt'),
+    idFromProducer: a[8],
     ...(producerId === '' ? {} : { producerId, sequence: asInt(a[7], 'sequence') }),
   }
 }

@@ -10,6 +10,7 @@ import {
   asObject,
   asString,
   decodeAppendRecord,
+  decodeRef,
   decodeRefs,
   encodeRef,
   encodeStoredRecord,
@@ -222,6 +223,20 @@ export class Connection {
       case Op.Release:
         await this.consumer(args).consumer.release(decodeRefs(args['refs']))
         return null
+      case Op.Commit: {
+        const outputs = asArray(args['outputs'], 'outputs').map((value) => {
+          const output = asObject(value, 'output')
+          return {
+            topic: asString(output['topic'], 'output topic'),
+            records: asArray(output['records'], 'output records').map(decodeAppendRecord),
+          }
+        })
+        return this.consumer(args).consumer.commit(
+          decodeRef(args['ref']),
+          outputs,
+          asString(args['txId'], 'transaction id'),
+        )
+      }
     }
     return malformed(`request: unknown operation ${op}`)
   }

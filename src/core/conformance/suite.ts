@@ -2,6 +2,7 @@ import { describe } from 'node:test'
 import { atLeastOnceCases } from './cases/at-least-once.ts'
 import { atMostOnceCases } from './cases/at-most-once.ts'
 import { delayedCases } from './cases/delayed.ts'
+import { exactlyOnceCases, transactionCases } from './cases/exactly-once.ts'
 import { fanOutCases } from './cases/fan-out.ts'
 import { lifecycleCases } from './cases/lifecycle.ts'
 import { orderingCases } from './cases/ordering.ts'
@@ -21,6 +22,8 @@ export function runConformance(target: ConformanceTarget): void {
     delayedCases(target)
     lifecycleCases(target)
     restartCases(target)
+    exactlyOnceCases(target)
+    transactionCases(target)
   })
 }
 

@@ -42,6 +42,22 @@ export interface FileLogOptions {
   readonly segmentBytes: number
   /** Bytes of recent records kept in memory for reads. */
   readonly cacheBytes: number
+  /**
+   * Collect, at open, the records stored since this time (ms) whose id the
+   * producer chose, so duplicates are still recognised after a restart.
+   * Records with a producer id are collected from the tail segment anyway.
+   */
+  readonly recentSinceMs?: number
+}
+
+/** A record found at open that deduplication must know of. */
+export interface RecentRecord {
+  readonly id: string
+  readonly idFromProducer: boolean
+  readonly producerId: string
+  readonly sequence: number
+  readonly offset: number
+  readonly timestamp: number
 }
 
 interface Segment {
@@ -103,7 +119,7 @@ export class FileLog implements PartitionLog {
    * ones written), so that retries of appends from before a restart are
    * still recognised. Taken (and cleared) by the engine.
    */
-  recentProducerRecords: { producerId: string; sequence: number; offset: number; id: string }[] = []
+  recentRecords: RecentRecord[] = []
 
   private constructor(private readonly options: FileLogOptions) {
     this.cache = new RecordCache(options.cacheBytes)
@@ -206,19 +222,42 @@ export class FileLog implements PartitionLog {
     await fs.writeFileAtomic(segment.indexPath, scan.index.encode(scan.summary))
   }
 
+  private noteRecent(record: LogRecord, idsSince: number): void {
+    const idCounts = record.idFromProducer && record.timestamp >= idsSince
+    if (record.producerId === '' && !idCounts) return
+    this.recentRecords.push({
+      id: record.id,
+      idFromProducer: idCounts,
+      producerId: record.producerId,
+      sequence: record.sequence,
+      offset: record.offset,
+      timestamp: record.timestamp,
+    })
+  }
+
+  /** Adds the records of sealed segments written since `since` to recentRecords (before the tail's). */
+  private async collectSealed(since: number): Promise<void> {
+    const tail = this.recentRecords
+    this.recentRecords = []
+    for (const segment of this.segments.slice(0, -1)) {
+      if (segment.lastTimestamp < since) continue
+      for (let from = segment.baseOffset; from < segment.nextOffset;) {
+        const records = await this.read(from, 1000)
+        if (records.length === 0) break
+        for (const record of records) {
+          if (record.offset >= segment.nextOffset) break
+          if (record.idFromProducer && record.timestamp >= since) this.noteRecent(record, since)
+        }
+        from = records[records.length - 1]!.offset + 1
+      }
+    }
+    this.recentRecords.push(...tail)
+  }
+
   private async loadTail(segment: Segment): Promise<void> {
     const file = await this.options.fs.open(segment.logPath, 'write')
     segment.file = file
-    const scan = await scanSegment(file, segment.baseOffset, true, (record) => {
-      if (record.producerId !== '') {
-        this.recentProducerRecords.push({
-          producerId: record.producerId,
-          sequence: record.sequence,
-          offset: record.offset,
-          id: record.id,
-        })
-      }
-    })
+    const scan = await scanSegment(file, segment.baseOffset, true, (record) => this.noteRecent(record, 0))
     this.adopt(segment, scan.index, scan.summary)
     if (scan.tornBytes > 0) {
       await file.truncate(scan.summary.logBytes)

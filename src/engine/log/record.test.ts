@@ -10,6 +10,7 @@ const draftArbitrary: fc.Arbitrary<RecordDraft> = fc.record({
   sequence: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
   deliverAt: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
   format: fc.constantFrom(PayloadFormat.Bytes, PayloadFormat.Json, PayloadFormat.Custom),
+  idFromProducer: fc.boolean(),
   key: fc.option(fc.string({ unit: 'grapheme', maxLength: 30 }), { nil: null }),
   headers: fc.dictionary(
     fc.string({ minLength: 1, maxLength: 10 }).filter((name) => name !== '__proto__'),

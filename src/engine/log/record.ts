@@ -11,7 +11,8 @@ import type { Headers, StoredRecord } from '../../core/types.ts'
  *   timestamp     u64  ms since the epoch, when stored
  *   deliverAt     u64  ms since the epoch; 0 = visible at once
  *   sequence      u64  producer sequence; meaningful only with a producer id
- *   format        u8   payload format (0 bytes, 1 JSON, 2 custom codec)
+ *   flags         u8   low 4 bits: payload format (0 bytes, 1 JSON, 2 custom codec);
+ *                      0x80: the id was given by the producer (deduplicated within the topic's window)
  *   idLength      u16  then the message id, UTF-8
  *   producerLength u16 then the producer id, UTF-8 (0 = none)
  *   keyLength     i32  then the key, UTF-8; -1 = no key
@@ -26,6 +27,8 @@ export interface LogRecord {
   readonly producerId: string
   readonly sequence: number
   readonly format: PayloadFormat
+  /** The id was given by the producer (so a repeat of it within the topic's dedup window is the same message). */
+  readonly idFromProducer: boolean
   readonly id: string
   readonly key: string | null
   readonly headers: Headers
@@ -33,11 +36,17 @@ export interface LogRecord {
 }
 
 /** A record before it has an offset and a timestamp; without a producer id it has no sequence either. */
-export type RecordDraft = Omit<LogRecord, 'offset' | 'timestamp' | 'payload' | 'producerId' | 'sequence'> & {
+export type RecordDraft = Omit<
+  LogRecord,
+  'offset' | 'timestamp' | 'payload' | 'producerId' | 'sequence' | 'idFromProducer'
+> & {
   readonly payload: Uint8Array
   readonly producerId?: string
   readonly sequence?: number
+  readonly idFromProducer?: boolean
 }
+
+const idFromProducerFlag = 0x80
 
 const fixedBytes = 4 + 4 + 8 + 8 + 8 + 8 + 1 + 2 + 2 + 4 + 2 + 4
 /** Bytes a record takes beyond its variable fields. */
@@ -106,7 +115,7 @@ export function encodeBody(buf: Buffer, at: number, size: number, draft: RecordD
   let p = at + 8
   writeU64(buf, draft.deliverAt, p + 16)
   writeU64(buf, draft.sequence ?? 0, p + 24)
-  buf[p + 32] = draft.format
+  buf[p + 32] = draft.format | (draft.idFromProducer === true ? idFromProducerFlag : 0)
   p += 33
   const idLength = buf.write(draft.id, p + 2, 'utf8')
   buf.writeUInt16BE(idLength, p)
@@ -183,8 +192,10 @@ export function decodeRecord(buf: Buffer, at: number, end: number = buf.length):
     const timestamp = readU64(buf, p + 8)
     const deliverAt = readU64(buf, p + 16)
     const sequence = readU64(buf, p + 24)
-    const format = buf[p + 32]!
-    if (!isPayloadFormat(format)) return { ok: false, problem: DecodeProblem.BadFields, size }
+    const flags = buf[p + 32]!
+    const format = flags & 0x0f
+    if (!isPayloadFormat(format) || (flags & 0x70) !== 0) return { ok: false, problem: DecodeProblem.BadFields, size }
+    const idFromProducer = (flags & idFromProducerFlag) !== 0
     p += 33
     const idLength = buf.readUInt16BE(p)
     const id = buf.toString('utf8', p + 2, p + 2 + idLength)
@@ -221,7 +232,7 @@ export function decodeRecord(buf: Buffer, at: number, end: number = buf.length):
     return {
       ok: true,
       size,
-      record: { offset, timestamp, deliverAt, producerId, sequence, format, id, key, headers, payload },
+      record: { offset, timestamp, deliverAt, producerId, sequence, format, idFromProducer, id, key, headers, payload },
     }
   } catch {
     // A read past the record's end: the fields contradict the length.
@@ -238,6 +249,7 @@ export function storedRecord(draft: RecordDraft, offset: number, timestamp: numb
     producerId: draft.producerId ?? '',
     sequence: draft.sequence ?? 0,
     format: draft.format,
+    idFromProducer: draft.idFromProducer ?? false,
     id: draft.id,
     key: draft.key,
     headers: draft.headers,

@@ -1,6 +1,6 @@
 import type { DriverConsumer } from '../../core/driver.ts'
 import { asSluiceError, ErrorCode, sluiceError } from '../../core/errors.ts'
-import type { ConsumerConfig, LeasedRecord, LeaseRef } from '../../core/types.ts'
+import type { CommitResult, ConsumerConfig, LeasedRecord, LeaseRef, TransactionOutput } from '../../core/types.ts'
 import type { Dispatcher, Lease, LeaseHolder } from './dispatcher.ts'
 
 /** One consumer of a subscription on the embedded engine. */
@@ -12,6 +12,12 @@ export class EngineConsumer implements DriverConsumer, LeaseHolder {
   constructor(
     private readonly dispatcher: Dispatcher,
     readonly config: ConsumerConfig,
+    private readonly committer: (
+      holder: EngineConsumer,
+      ref: LeaseRef,
+      outputs: readonly TransactionOutput[],
+      txId: string,
+    ) => Promise<CommitResult>,
   ) {}
 
   checkOpen(): void {
@@ -29,6 +35,10 @@ export class EngineConsumer implements DriverConsumer, LeaseHolder {
 
   nack(refs: readonly LeaseRef[], delayMs: number | null, reason: string): Promise<boolean[]> {
     return settle(() => this.dispatcher.nack(this, refs, delayMs, reason), this)
+  }
+
+  commit(ref: LeaseRef, outputs: readonly TransactionOutput[], txId: string): Promise<CommitResult> {
+    return settle(() => this.committer(this, ref, outputs, txId), this)
   }
 
   extend(refs: readonly LeaseRef[], ms: number): Promise<boolean[]> {

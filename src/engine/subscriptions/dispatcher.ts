@@ -35,6 +35,8 @@ export interface DispatcherHost {
   readonly logs: readonly PartitionLog[]
   /** Stores state operations; resolves once they are as durable as the topic's messages. */
   persist(ops: StateOp[]): Promise<void>
+  /** Writes state operations to the OS without waiting for an fsync (a process crash keeps them, power loss may not). */
+  persistUnsynced(ops: StateOp[]): Promise<void>
   /** Appends a message that ran out of attempts to the dead-letter topic. */
   deadLetter(
     record: LogRecord,
@@ -414,7 +416,8 @@ export class Dispatcher {
       )
       return records
     }
-    // Delivery counts survive a crash, so a message that crashes its consumer is dead-lettered in the end.
+    // Delivery counts are written (not fsynced) before the messages are handed out: a message that
+    // crashes its consumer at once, every time, still runs out of attempts and is dead-lettered.
     const tries = new Map<number, { o: number[]; n: number[] }>()
     for (const e of entries) {
       let t = tries.get(e.partition)
@@ -425,8 +428,8 @@ export class Dispatcher {
       t.o.push(e.offset)
       t.n.push(e.attempts)
     }
-    void this.host
-      .persist([...tries].map(([p, t]) => ({ t: 'try', topic: this.topic, sub: this.name, p, o: t.o, n: t.n })))
+    await this.host
+      .persistUnsynced([...tries].map(([p, t]) => ({ t: 'try', topic: this.topic, sub: this.name, p, o: t.o, n: t.n })))
       .catch(() => undefined)
     return records
   }
@@ -732,6 +735,28 @@ export class Dispatcher {
       }
     }
     return out
+  }
+
+  // --- transactions ---
+
+  /** The live lease `ref` names, for a commit; null when it was lost. */
+  leaseFor(holder: LeaseHolder, ref: LeaseRef): Lease | null {
+    return this.validLease(holder, ref)
+  }
+
+  /** Keeps a lease from expiring while its transaction is written (beyond maxLeaseMs: the commit is under way). */
+  hold(lease: Lease, ms: number): void {
+    lease.deadline = this.now() + ms
+    this.pushDeadline(lease)
+  }
+
+  /** The transaction acknowledging this lease is durable: the message is done (its journal record is the tx). */
+  completeCommitted(lease: Lease): void {
+    if (lease.entry.lease !== lease) return
+    const entry = lease.entry
+    this.remove(entry)
+    this.queues[entry.partition]!.state.acks.add(entry.offset)
+    this.counters.acked++
   }
 
   /** Stops dispatching: waiting lease calls fail with CLOSED. */

@@ -2,15 +2,21 @@ import { join } from 'node:path'
 import type { Clock } from '../../core/clock.ts'
 import { DeadLetterHeaders } from '../../core/dead-letters.ts'
 import { ErrorCode, sluiceError } from '../../core/errors.ts'
+import type { PayloadFormat } from '../../core/codec.ts'
+import { defaultPublishRetry, retrying } from '../../core/retry.ts'
 import {
+  DeliveryGuarantee,
   Durability,
   Ordering,
   StartAt,
   type AppendRecord,
+  type CommitResult,
   type ConsumerConfig,
-  type DeliveryGuarantee,
+  type LeaseRef,
+  type Receipt,
   type StoredRecord,
   type SubscriptionStats,
+  type TransactionOutput,
 } from '../../core/types.ts'
 import type { FileSystem } from '../log/files.ts'
 import { toStoredRecord, type LogRecord } from '../log/record.ts'
@@ -26,7 +32,9 @@ export interface EngineServices {
   topic(name: string): Topic
   /** Creates `name` shaped like `like` unless it exists. */
   ensureTopic(name: string, like: Topic): Promise<void>
-  append(topic: string, records: readonly AppendRecord[]): Promise<unknown>
+  append(topic: string, records: readonly AppendRecord[]): Promise<Receipt[]>
+  /** Throws what append would refuse (unknown topic, too large), without storing anything. */
+  checkAppend(topic: string, records: readonly AppendRecord[]): void
 }
 
 /**
@@ -36,6 +44,10 @@ export interface EngineServices {
  */
 export class SubscriptionRegistry {
   private readonly states = new Map<string, Map<string, SubscriptionState>>()
+  /** Transactions journaled whose outputs are not all stored yet, by id. */
+  private readonly pendingTx = new Map<string, Extract<StateOp, { t: 'tx' }>>()
+  /** Recent commits by transaction id, so a repeated commit gets the first outcome. */
+  private readonly commits = new Map<string, Promise<CommitResult>>()
   private readonly dispatchers = new Map<string, Map<string, Dispatcher>>()
   private journal: StateJournal | null = null
 
@@ -101,6 +113,17 @@ export class SubscriptionRegistry {
       case 'drop-topic':
         this.states.delete(op.topic)
         return
+      case 'tx': {
+        const partition = subs?.get(op.sub)?.partitions[op.p]
+        if (partition !== undefined) applyAckRanges(partition, [op.o, op.o + 1])
+        this.pendingTx.set(op.id, op)
+        // A commit repeated after a restart (its answer lost) is recognised; the receipts are not kept.
+        this.commits.set(op.id, Promise.resolve({ acked: true, receipts: [] }))
+        return
+      }
+      case 'tx-done':
+        this.pendingTx.delete(op.id)
+        return
     }
   }
 
@@ -116,12 +139,15 @@ export class SubscriptionRegistry {
       if (durability === Durability.Memory) continue
       for (const state of subs.values()) ops.push(...stateAsOps(state))
     }
+    // Transactions whose outputs are not all stored yet must survive the snapshot.
+    ops.push(...this.pendingTx.values())
     return ops
   }
 
-  private persist(topic: Topic, ops: StateOp[]): Promise<void> {
+  /** Journals operations of a topic's subscriptions: fsynced for `fsync` topics and for exactly-once subscriptions. */
+  private persist(topic: Topic, ops: StateOp[], alwaysSync = false): Promise<void> {
     if (this.journal === null || topic.info.durability === Durability.Memory) return Promise.resolve()
-    return this.journal.append(ops, topic.info.durability === Durability.Fsync)
+    return this.journal.append(ops, alwaysSync || topic.info.durability === Durability.Fsync)
   }
 
   /** Starts dispatchers for the loaded state of a topic (at open); drops state that no longer fits it. */
@@ -141,7 +167,11 @@ export class SubscriptionRegistry {
     const dispatcher = new Dispatcher(state, {
       clock: this.services.clock,
       logs: topic.logs,
-      persist: (ops) => this.persist(topic, ops),
+      persist: (ops) => this.persist(topic, ops, state.delivery === DeliveryGuarantee.ExactlyOnce),
+      persistUnsynced: (ops) =>
+        this.journal === null || topic.info.durability === Durability.Memory
+          ? Promise.resolve()
+          : this.journal.append(ops, false),
       deadLetter: (record, partition, attempts, reason, deadLetterTopic) =>
         this.deadLetter(topic, state.name, record, partition, attempts, reason, deadLetterTopic),
     })
@@ -230,9 +260,102 @@ export class SubscriptionRegistry {
       ])
       dispatcher = this.startDispatcher(topic, dispatcher.state)
     }
-    const consumer = new EngineConsumer(dispatcher, config)
+    const live = dispatcher
+    const consumer = new EngineConsumer(dispatcher, config, (holder, ref, outputs, txId) =>
+      this.commit(topic, live, holder, ref, outputs, txId),
+    )
     dispatcher.addHolder(consumer)
     return consumer
+  }
+
+  /**
+   * Acknowledges a message and publishes outputs as one transaction: the
+   * transaction is journaled (fsynced) first, then the message is done and
+   * the outputs are stored. A crash after the journal write is finished on
+   * open (`resumeTransactions`).
+   */
+  private commit(
+    topic: Topic,
+    dispatcher: Dispatcher,
+    holder: EngineConsumer,
+    ref: LeaseRef,
+    outputs: readonly TransactionOutput[],
+    txId: string,
+  ): Promise<CommitResult> {
+    const earlier = this.commits.get(txId)
+    if (earlier !== undefined) return earlier
+    const lease = dispatcher.leaseFor(holder, ref)
+    if (lease === null) return Promise.resolve({ acked: false, receipts: [] })
+    // Everything that can be refused is refused before anything is written.
+    for (const output of outputs) this.services.checkAppend(output.topic, output.records)
+    const op: Extract<StateOp, { t: 'tx' }> = {
+      t: 'tx',
+      id: txId,
+      topic: topic.name,
+      sub: dispatcher.name,
+      p: ref.partition,
+      o: ref.offset,
+      out: outputs.map((output) => ({
+        topic: output.topic,
+        records: output.records.map((r) => ({
+          id: r.id,
+          key: r.key,
+          headers: r.headers,
+          payload: r.payload,
+          format: r.format,
+          deliverAt: r.deliverAt,
+          idFromProducer: r.idFromProducer === true,
+        })),
+      })),
+    }
+    dispatcher.hold(lease, 300_000)
+    const result = (async (): Promise<CommitResult> => {
+      if (this.journal !== null) await this.journal.append([op], true)
+      dispatcher.completeCommitted(lease)
+      this.pendingTx.set(txId, op)
+      return { acked: true, receipts: await this.publishOutputs(op) }
+    })()
+    this.commits.set(txId, result)
+    if (this.commits.size > 10_000) this.commits.delete(this.commits.keys().next().value!)
+    result.catch(() => this.commits.delete(txId))
+    return result
+  }
+
+  /** Stores a committed transaction's outputs (again, after a crash: the producer id makes repeats harmless). */
+  private async publishOutputs(op: Extract<StateOp, { t: 'tx' }>): Promise<Receipt[][]> {
+    let sequence = 0
+    const receipts: Receipt[][] = []
+    for (const output of op.out) {
+      const records: AppendRecord[] = output.records.map((r) => ({
+        id: r.id,
+        key: r.key,
+        headers: { ...r.headers },
+        payload: r.payload,
+        format: r.format as PayloadFormat,
+        deliverAt: r.deliverAt,
+        idFromProducer: r.idFromProducer,
+        producerId: `tx:${op.id}`,
+        sequence: sequence++,
+      }))
+      receipts.push(
+        await retrying(() => this.services.append(output.topic, records), defaultPublishRetry, this.services.clock),
+      )
+    }
+    this.pendingTx.delete(op.id)
+    if (this.journal !== null)
+      void this.journal.append([{ t: 'tx-done', id: op.id, topic: op.topic }], false).catch(() => undefined)
+    return receipts
+  }
+
+  /** Finishes transactions journaled before a crash whose outputs may not all be stored. */
+  async resumeTransactions(): Promise<void> {
+    for (const op of [...this.pendingTx.values()]) {
+      try {
+        await this.publishOutputs(op)
+      } catch {
+        // An output topic is gone or the disk is full: it stays pending, retried at the next open.
+      }
+    }
   }
 
   /** Unacknowledged records of a subscription without leasing them; a subscription that does not exist yet sees everything stored. */

@@ -52,8 +52,35 @@ export type StateOp =
       readonly o: readonly number[]
       readonly n: readonly number[]
     }
+  /**
+   * A transaction: the message at (p, o) of the subscription is acknowledged
+   * and `out` is published, together. Written (fsynced) before either
+   * happens; `tx-done` once the outputs are stored. A `tx` without its
+   * `tx-done` is published again on open (the producer id `tx:<id>` makes that idempotent).
+   */
+  | {
+      readonly t: 'tx'
+      readonly id: string
+      readonly topic: string
+      readonly sub: string
+      readonly p: number
+      readonly o: number
+      readonly out: readonly { readonly topic: string; readonly records: readonly TxRecord[] }[]
+    }
+  | { readonly t: 'tx-done'; readonly id: string; readonly topic: string }
   | { readonly t: 'drop-sub'; readonly topic: string; readonly sub: string }
   | { readonly t: 'drop-topic'; readonly topic: string }
+
+/** A message a transaction publishes, as journaled. */
+export interface TxRecord {
+  readonly id: string
+  readonly key: string | null
+  readonly headers: Readonly<Record<string, string>>
+  readonly payload: Uint8Array
+  readonly format: number
+  readonly deliverAt: number
+  readonly idFromProducer: boolean
+}
 
 const frameHeaderBytes = 8
 const maxFrameBytes = 256 * 1024 * 1024
@@ -131,6 +158,9 @@ export class StateJournal {
   /** Written but not fsynced (operations of `interval` topics). */
   private dirty = false
   private syncTimer: NodeJS.Timeout | null = null
+  private syncing = false
+  private syncWaiters: Pending[] = []
+  private readonly syncIdleWaiters: (() => void)[] = []
 
   private constructor(
     private readonly dir: string,
@@ -253,18 +283,48 @@ export class StateJournal {
     }
     this.journalBytes += frame.length
     this.dirty = true
-    if (batch.some((p) => p.sync)) {
-      this.dirty = false
-      try {
-        await this.file.sync()
-      } catch (err) {
-        const failure = this.fail('fsync of the subscription journal failed', err)
-        for (const p of batch) p.reject(failure)
-        return
-      }
+    for (const p of batch) {
+      if (p.sync) this.syncWaiters.push(p)
+      else p.resolve()
     }
-    for (const p of batch) p.resolve()
+    if (this.syncWaiters.length > 0) this.startSync()
     if (this.journalBytes > checkpointBytes) await this.checkpointNow().catch(() => undefined)
+  }
+
+  /**
+   * Fsyncs for the operations that asked for it. The fsync runs beside the
+   * next writes (only writes are serialised): an unsynced operation does not
+   * wait behind someone else's fsync, and every fsync covers all that was
+   * written before it started (group commit).
+   */
+  private startSync(): void {
+    if (this.syncing) return
+    this.syncing = true
+    const waiters = this.syncWaiters
+    this.syncWaiters = []
+    this.dirty = false
+    this.file
+      .sync()
+      .then(
+        () => {
+          for (const w of waiters) w.resolve()
+        },
+        (err: unknown) => {
+          const failure = this.fail('fsync of the subscription journal failed', err)
+          for (const w of waiters) w.reject(failure)
+        },
+      )
+      .finally(() => {
+        this.syncing = false
+        if (this.syncWaiters.length > 0) this.startSync()
+        else for (const wake of this.syncIdleWaiters.splice(0)) wake()
+      })
+  }
+
+  /** Resolves once no fsync is running or waiting (before the file changes hands). */
+  private syncsSettled(): Promise<void> {
+    if (!this.syncing && this.syncWaiters.length === 0) return Promise.resolve()
+    return new Promise((resolve) => this.syncIdleWaiters.push(resolve))
   }
 
   private syncIfDirty(): Promise<void> {
@@ -313,6 +373,7 @@ export class StateJournal {
 
   private async checkpointNow(): Promise<void> {
     if (this.failure !== null) return
+    await this.syncsSettled()
     const next = this.generation + 1
     const snapshotPath = join(this.dir, `snapshot-${next}.bin`)
     await this.fs.writeFileAtomic(snapshotPath, encodeFrame(this.snapshot()))
@@ -338,6 +399,7 @@ export class StateJournal {
     if (this.syncTimer !== null) clearInterval(this.syncTimer)
     if (this.failure === null) await this.checkpoint().catch(() => undefined)
     await this.chain
+    await this.syncsSettled()
     await this.file.close()
   }
 }
