@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net'
-import { errorFromWire, ErrorCode, SluiceError, sluiceError } from '../core/errors.ts'
+import { asSluiceError, errorFromWire, ErrorCode, SluiceError, sluiceError } from '../core/errors.ts'
 import {
   encodeFrame,
   FrameKind,
@@ -129,15 +129,17 @@ export class ClientConnection {
         socket.write(encodeFrame(FrameKind.Hello, 0, { version: protocolVersion, client: 'sluice-js' })),
       )
       socket.on('data', (data: Buffer) => {
-        let frames: Frame[]
         try {
-          frames = parser.push(data)
+          handleFrames(parser.push(data))
+          parser.throwIfFailed()
         } catch (err) {
           // The broker sent something this client cannot read: drop the connection and start over.
-          this.lastError = err as SluiceError
-          socket.destroy()
-          return
+          this.lastError = asSluiceError(err, ErrorCode.Protocol)
+          if (!greeted) failEarly(this.lastError)
+          else socket.destroy()
         }
+      })
+      const handleFrames = (frames: Frame[]): void => {
         for (const frame of frames) {
           if (!greeted) {
             if (frame.kind !== FrameKind.Welcome) {
@@ -159,7 +161,7 @@ export class ClientConnection {
           }
           this.onFrame(frame)
         }
-      })
+      }
     })
   }
 

@@ -66,10 +66,16 @@ function protocolError(message: string): never {
 /**
  * Turns a byte stream, arriving in pieces of any size, into frames. Throws
  * PROTOCOL on anything malformed; the caller then closes the connection.
+ * Linear in the bytes pushed, however they are split (a client sending one
+ * byte at a time costs a copy per byte, not a rescan of everything pending).
  */
 export class FrameParser {
   private chunks: Buffer[] = []
+  /** Index of the first chunk still pending (consumed chunks are dropped in bulk). */
+  private head = 0
   private buffered = 0
+  /** An error found after frames that were complete: returned frames first, the error on the next push. */
+  private failure: Error | null = null
 
   constructor(private readonly maxFrameBytes: number = defaultMaxFrameBytes) {}
 
@@ -78,53 +84,82 @@ export class FrameParser {
     return this.buffered
   }
 
-  /** Adds bytes; returns every frame they complete. */
+  /** Whether the stream has gone bad (after the frames already returned). */
+  get failed(): boolean {
+    return this.failure !== null
+  }
+
+  /**
+   * Adds bytes; returns every frame they complete. When a bad frame follows
+   * good ones, the good ones are returned and the next push (or `throwIfFailed`) throws.
+   */
   push(data: Buffer): Frame[] {
+    this.throwIfFailed()
     if (data.length > 0) {
       this.chunks.push(data)
       this.buffered += data.length
     }
     const frames: Frame[] = []
-    for (;;) {
-      if (this.buffered < 4) break
-      const length = this.peekLength()
-      if (length < 5) protocolError(`frame length ${length} is shorter than a frame header`)
-      if (length > this.maxFrameBytes)
-        protocolError(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`)
-      if (this.buffered < 4 + length) break
-      const frame = this.take(4 + length)
-      frames.push(decodeFrame(frame))
+    try {
+      for (;;) {
+        if (this.buffered < 4) break
+        const length = this.peekLength()
+        if (length < 5) protocolError(`frame length ${length} is shorter than a frame header`)
+        if (length > this.maxFrameBytes)
+          protocolError(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`)
+        if (this.buffered < 4 + length) break
+        frames.push(decodeFrame(this.take(4 + length)))
+      }
+    } catch (err) {
+      if (frames.length === 0) throw err
+      this.failure = err instanceof Error ? err : new Error(String(err))
     }
     return frames
   }
 
+  throwIfFailed(): void {
+    if (this.failure !== null) throw this.failure
+  }
+
   private peekLength(): number {
-    const first = this.chunks[0]!
+    const first = this.chunks[this.head]!
     if (first.length >= 4) return first.readUInt32BE(0)
-    const head = Buffer.concat(this.chunks, Math.min(4, this.buffered))
-    return head.readUInt32BE(0)
+    let length = 0
+    let got = 0
+    for (let c = this.head; got < 4; c++) {
+      const chunk = this.chunks[c]!
+      for (let i = 0; i < chunk.length && got < 4; i++, got++) length = length * 256 + chunk[i]!
+    }
+    return length
   }
 
   private take(bytes: number): Buffer {
-    const first = this.chunks[0]!
+    const first = this.chunks[this.head]!
     let out: Buffer
     if (first.length >= bytes) {
       out = first.subarray(0, bytes)
-      if (first.length === bytes) this.chunks.shift()
-      else this.chunks[0] = first.subarray(bytes)
+      if (first.length === bytes) this.head++
+      else this.chunks[this.head] = first.subarray(bytes)
     } else {
       out = Buffer.allocUnsafe(bytes)
       let at = 0
       while (at < bytes) {
-        const chunk = this.chunks[0]!
+        const chunk = this.chunks[this.head]!
         const n = Math.min(chunk.length, bytes - at)
         chunk.copy(out, at, 0, n)
         at += n
-        if (n === chunk.length) this.chunks.shift()
-        else this.chunks[0] = chunk.subarray(n)
+        if (n === chunk.length) this.head++
+        else this.chunks[this.head] = chunk.subarray(n)
       }
     }
     this.buffered -= bytes
+    if (this.head === this.chunks.length) {
+      this.chunks = []
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head)
+      this.head = 0
+    }
     return out
   }
 }

@@ -79,6 +79,7 @@ export function decodeAppendRecord(value: unknown): AppendRecord {
   if (a.length !== 9) malformed('append record')
   const producerId = asString(a[6], 'producer id')
   if (typeof a[8] !== 'boolean') malformed('idFromProducer')
+  const sequence = asInt(a[7], 'sequence')
   return {
     id: asString(a[0], 'message id'),
     key: asKey(a[1], 'key'),
@@ -87,7 +88,7 @@ export function decodeAppendRecord(value: unknown): AppendRecord {
     format: asFormat(a[4], 'payload format'),
     deliverAt: asInt(a[5], 'deliverAt'),
     idFromProducer: a[8],
-    ...(producerId === '' ? {} : { producerId, sequence: asInt(a[7], 'sequence') }),
+    ...(producerId === '' ? {} : { producerId, sequence }),
   }
 }
 
@@ -126,6 +127,7 @@ export function encodeRef(r: LeaseRef): [number, number, number] {
 
 export function decodeRef(value: unknown): LeaseRef {
   const a = asArray(value, 'lease ref')
+  if (a.length !== 3) malformed('lease ref')
   return { partition: asInt(a[0], 'partition'), offset: asInt(a[1], 'offset'), attempt: asInt(a[2], 'attempt') }
 }
 

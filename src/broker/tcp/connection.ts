@@ -26,6 +26,8 @@ export interface ConnectionLimits {
   readonly maxBufferedBytes: number
   /** Consumers one connection may open. */
   readonly maxConsumers: number
+  /** How long a new connection has to say HELLO. */
+  readonly helloTimeoutMs: number
 }
 
 export const defaultConnectionLimits: ConnectionLimits = {
@@ -33,6 +35,7 @@ export const defaultConnectionLimits: ConnectionLimits = {
   maxInFlight: 1024,
   maxBufferedBytes: 64 * 1024 * 1024,
   maxConsumers: 1024,
+  helloTimeoutMs: 10_000,
 }
 
 /**
@@ -61,6 +64,12 @@ export class Connection {
     socket.on('data', (data: Buffer) => this.onData(data))
     socket.on('error', () => undefined)
     socket.on('close', () => void this.teardown())
+    // A connection that never says HELLO would hold a connection slot for ever.
+    const helloTimer = setTimeout(() => {
+      if (!this.greeted) this.goodbye(sluiceError(ErrorCode.Protocol, `no HELLO within ${limits.helloTimeoutMs} ms`))
+    }, limits.helloTimeoutMs)
+    helloTimer.unref()
+    socket.once('close', () => clearTimeout(helloTimer))
   }
 
   get remote(): string {
@@ -83,6 +92,12 @@ export class Connection {
         this.goodbye(asSluiceError(err, ErrorCode.Protocol))
         return
       }
+    }
+    // Good frames before a bad one were handled; now the bad one ends the connection.
+    try {
+      this.parser.throwIfFailed()
+    } catch (err) {
+      this.goodbye(asSluiceError(err, ErrorCode.Protocol))
     }
   }
 
@@ -208,21 +223,28 @@ export class Connection {
         await consumer.close()
         return null
       }
-      case Op.Ack:
-        return this.consumer(args).consumer.ack(decodeRefs(args['refs']))
+      case Op.Ack: {
+        const refs = decodeRefs(args['refs'])
+        return this.consumer(args).consumer.ack(refs)
+      }
       case Op.Nack: {
         const delay = args['delayMs']
+        const refs = decodeRefs(args['refs'])
         return this.consumer(args).consumer.nack(
-          decodeRefs(args['refs']),
+          refs,
           delay === null || delay === undefined ? null : asInt(delay, 'delayMs'),
           typeof args['reason'] === 'string' ? args['reason'].slice(0, 1000) : 'nacked by the consumer',
         )
       }
-      case Op.Extend:
-        return this.consumer(args).consumer.extend(decodeRefs(args['refs']), asInt(args['ms'], 'ms'))
-      case Op.Release:
-        await this.consumer(args).consumer.release(decodeRefs(args['refs']))
+      case Op.Extend: {
+        const refs = decodeRefs(args['refs'])
+        return this.consumer(args).consumer.extend(refs, asInt(args['ms'], 'ms'))
+      }
+      case Op.Release: {
+        const refs = decodeRefs(args['refs'])
+        await this.consumer(args).consumer.release(refs)
         return null
+      }
       case Op.Commit: {
         const outputs = asArray(args['outputs'], 'outputs').map((value) => {
           const output = asObject(value, 'output')

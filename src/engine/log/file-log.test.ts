@@ -314,6 +314,10 @@ test('retention deletes whole old segments by age, by size, and by consumption',
   assert.ok(log.bytes <= 4096 + 2048 + 200, `${log.bytes} bytes left`)
 
   const end = log.endOffset
+  // The active segment is sealed for retention once the partition has been quiet for a minute.
+  const notYet = await log.applyRetention({ now: clock.now(), maxAgeMs: null, maxBytes: null, consumedBefore: end })
+  assert.ok(notYet.startOffset < end, 'an active segment being written is not sealed')
+  clock.advance(61_000)
   const byConsumption = await log.applyRetention({
     now: clock.now(),
     maxAgeMs: null,

@@ -89,6 +89,8 @@ interface PendingAppend {
 const readChunkBytes = 1024 * 1024
 /** The most one write takes: bigger batches would leave the CPU idle while the disk works. */
 const maxWriteBytes = 1024 * 1024
+/** An active segment is sealed for retention only after this long without appends. */
+const quietRollMs = 60_000
 /** Batches up to this size are written without the thread pool: see `LogFile.writevSync`. */
 const syncWriteBytes = 64 * 1024
 
@@ -109,6 +111,8 @@ export class FileLog implements PartitionLog {
   private failure: SluiceError | null = null
   private closed = false
   private dirty = false
+  /** Background fsyncs running (interval durability): small writes go through the thread pool meanwhile. */
+  private syncsInFlight = 0
   private stopSyncTimer: (() => void) | null = null
   private readonly listeners = new Set<(endOffset: number) => void>()
   private readonly cache: RecordCache
@@ -379,7 +383,8 @@ export class FileLog implements PartitionLog {
     const writeAt = segment.logBytes
     try {
       const buffers = batch.map((p) => p.buf)
-      if (total <= syncWriteBytes) file.writevSync(buffers, writeAt)
+      // Never block the event loop on a file being fsynced: a write to a page under writeback waits for it.
+      if (total <= syncWriteBytes && this.syncsInFlight === 0) file.writevSync(buffers, writeAt)
       else await file.writev(buffers, writeAt)
     } catch (err) {
       throw await this.writeFailed(file, writeAt, err)
@@ -484,10 +489,13 @@ export class FileLog implements PartitionLog {
     if (!this.dirty || this.failure !== null) return
     this.dirty = false
     const file = this.active.file!
+    this.syncsInFlight++
     try {
       await file.sync()
     } catch (err) {
       throw this.fail(`fsync of ${file.path} failed`, err)
+    } finally {
+      this.syncsInFlight--
     }
   }
 
@@ -601,10 +609,12 @@ export class FileLog implements PartitionLog {
     return this.exclusive(async () => {
       let deletedMessages = 0
       if (this.closed || this.failure !== null) return { deletedMessages, startOffset: this.startOffset }
-      // Seal an active segment that is wholly expired or consumed, so a quiet topic's data can go too.
+      // Seal an active segment that is wholly expired or consumed once the topic has gone quiet, so its
+      // data can go too. Not while it is being written: a roll costs fsyncs that appends would wait behind.
       // Size retention never takes the active segment: that would delete everything.
       const active = this.active
-      if (active.nextOffset > active.baseOffset && this.expiredOrConsumed(active, policy)) await this.roll()
+      const quiet = active.lastTimestamp < policy.now - quietRollMs
+      if (active.nextOffset > active.baseOffset && quiet && this.expiredOrConsumed(active, policy)) await this.roll()
       let total = this.bytes
       while (this.segments.length > 1) {
         const oldest = this.segments[0]!

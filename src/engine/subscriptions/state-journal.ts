@@ -159,6 +159,7 @@ export class StateJournal {
   private dirty = false
   private syncTimer: NodeJS.Timeout | null = null
   private syncing = false
+  private timerSyncing = false
   private syncWaiters: Pending[] = []
   private readonly syncIdleWaiters: (() => void)[] = []
 
@@ -274,7 +275,8 @@ export class StateJournal {
     const at = this.journalBytes
     try {
       // Small frames go straight into the page cache: cheaper than a trip through the thread pool.
-      if (frame.length <= 64 * 1024) this.file.writevSync([frame], at)
+      // (Unless an fsync is running: a write to a page under writeback would block the event loop until it ends.)
+      if (frame.length <= 64 * 1024 && !this.syncing && !this.timerSyncing) this.file.writevSync([frame], at)
       else await this.file.write(frame, at)
     } catch (err) {
       const failure = await this.writeFailed(at, err)
@@ -332,10 +334,13 @@ export class StateJournal {
     return this.exclusive(async () => {
       if (!this.dirty) return
       this.dirty = false
+      this.timerSyncing = true
       try {
         await this.file.sync()
       } catch (err) {
         this.fail('fsync of the subscription journal failed', err)
+      } finally {
+        this.timerSyncing = false
       }
     })
   }
