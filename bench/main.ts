@@ -1,4 +1,5 @@
 // npm run bench: measures Sluice and writes a table and JSON under bench/results/.
+import { brokerLoopback } from './broker-loopback.ts'
 import { embeddedConsume } from './embedded-consume.ts'
 import { embeddedPublish } from './embedded-publish.ts'
 import { machine, table, writeResults } from './lib/report.ts'
@@ -9,8 +10,10 @@ log('embedded publish, 1 KiB payloads:')
 const result = await embeddedPublish(log)
 log('embedded end-to-end (publish -> handler -> ack), 1 KiB payloads:')
 const consumeRows = await embeddedConsume(log)
+log('through the broker (sluice serve), clients in other processes over loopback, 1 KiB payloads:')
+const brokerRows = await brokerLoopback(log)
 log('')
-log(table([...result.rows, ...consumeRows]))
+log(table([...result.rows, ...consumeRows, ...brokerRows]))
 log('')
 log(
   `group commit: 64 concurrent fsync publishers reach ${result.groupCommitRatio.toFixed(1)}x the rate of one publisher waiting on its own fsync`,
@@ -19,6 +22,6 @@ const path = await writeResults('embedded', {
   machine: machine(),
   at: new Date().toISOString(),
   ...result,
-  rows: [...result.rows, ...consumeRows],
+  rows: [...result.rows, ...consumeRows, ...brokerRows],
 })
 log(`results: ${path}`)

@@ -4,7 +4,7 @@ import type { Driver } from './driver.ts'
 import { ErrorCode, hasCode, sluiceError } from './errors.ts'
 import { uuidv7 } from './ids.ts'
 import { Idempotency, type IdempotencyOptions } from './idempotency.ts'
-import { checkRetryPolicy, defaultPublishRetry, retrying, type RetryPolicy } from './retry.ts'
+import { checkRetryPolicy, defaultPublishRetry, isTransient, retrying, type RetryPolicy } from './retry.ts'
 import { limits } from './limits.ts'
 import type {
   AppendRecord,
@@ -130,21 +130,25 @@ export class Sluice {
     }
   }
 
-  private async append(topic: string, records: AppendRecord[]): Promise<Receipt[]> {
-    // Every attempt sends the same records (same producer id and sequences): a retry is never stored twice.
-    return retrying(
-      async () => {
-        try {
-          return await this.driver.append(topic, records)
-        } catch (err) {
-          if (!this.options.autoCreateTopics || !hasCode(err, ErrorCode.TopicNotFound)) throw err
-          await this.driver.createTopic(topic, {})
-          return this.driver.append(topic, records)
-        }
-      },
-      this.publishRetry,
-      this.clock,
-    )
+  private append(topic: string, records: AppendRecord[]): Promise<Receipt[]> {
+    // The first attempt goes straight to the driver; only a failure pays for the retry loop.
+    return this.driver.append(topic, records).catch((err: unknown) => this.appendAfterFailure(topic, records, err))
+  }
+
+  /**
+   * A publish failed: create the topic if that is wanted, and retry transient
+   * failures with the same records (same producer id and sequences), so that
+   * a retry is never stored twice.
+   */
+  private async appendAfterFailure(topic: string, records: AppendRecord[], err: unknown): Promise<Receipt[]> {
+    if (this.options.autoCreateTopics === true && hasCode(err, ErrorCode.TopicNotFound)) {
+      await this.driver.createTopic(topic, {})
+      return this.append(topic, records)
+    }
+    if (this.publishRetry === null || this.publishRetry.maxAttempts <= 1 || !isTransient(err)) throw err
+    const policy = { ...this.publishRetry, maxAttempts: this.publishRetry.maxAttempts - 1 }
+    await new Promise<void>((resolve) => this.clock.setTimer(resolve, policy.initialMs, true))
+    return retrying(() => this.driver.append(topic, records), policy, this.clock)
   }
 
   /**

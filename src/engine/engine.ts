@@ -187,8 +187,18 @@ export class Engine implements Driver {
     })
     for (const r of log.recentRecords) {
       const receipt: Receipt = { id: r.id, partition, offset: r.offset, duplicate: false }
-      if (r.producerId !== '')
-        this.dedup.rememberSequence(info.name, r.producerId, r.sequence, receipt, this.clock.now())
+      if (r.producerId !== '') {
+        const range = this.dedup.rememberRange(
+          info.name,
+          r.producerId,
+          r.sequence,
+          1,
+          Promise.resolve([receipt]),
+          0,
+          this.clock.now(),
+        )
+        this.dedup.settleRange(range, [receipt])
+      }
       if (r.idFromProducer) this.dedup.rememberId(info.name, r.id, receipt, r.timestamp)
     }
     log.recentRecords = []
@@ -344,12 +354,23 @@ export class Engine implements Driver {
   async append(topicName: string, records: readonly AppendRecord[]): Promise<Receipt[]> {
     const topic = this.checkAppend(topicName, records)
     const windowMs = topic.info.dedupWindowMs
-    const checkIds = windowMs > 0
-    if (!records.some((r) => r.producerId !== undefined || (checkIds && r.idFromProducer === true))) {
-      return this.store(topic, records)
+    const checkIds = windowMs > 0 && records.some((r) => r.idFromProducer === true)
+    const now = this.clock.now()
+    if (!checkIds) {
+      // The common case: one producer's consecutive sequences, none seen before: one range, no per-record work.
+      const run = producerRun(records)
+      if (run === 'none') return this.store(topic, records)
+      if (run !== null && !this.dedup.overlaps(topicName, run.producerId, run.first, records.length)) {
+        const pending = this.store(topic, records)
+        const range = this.dedup.rememberRange(topicName, run.producerId, run.first, records.length, pending, 0, now)
+        pending.then(
+          (receipts) => this.dedup.settleRange(range, receipts),
+          () => this.dedup.forgetRange(topicName, run.producerId, range),
+        )
+        return pending
+      }
     }
     // Retries of sequences and repeats of producer-chosen ids get the first receipt instead of a second copy.
-    const now = this.clock.now()
     const known = new Map<number, Known>()
     const sameAs = new Map<number, number>()
     const firstWithId = new Map<string, number>()
@@ -378,30 +399,27 @@ export class Engine implements Driver {
             fresh.map((i) => records[i]!),
           )
     const freshAt = new Map<number, number>()
-    fresh.forEach((i, j) => {
+    const ranges = fresh.map((i, j) => {
       freshAt.set(i, j)
       const record = records[i]!
-      const entry: Known = { pending, index: j }
-      if (record.producerId !== undefined)
-        this.dedup.rememberSequence(topicName, record.producerId, record.sequence ?? 0, entry, now)
-      if (checkIds && record.idFromProducer === true) this.dedup.rememberId(topicName, record.id, entry, now)
+      if (checkIds && record.idFromProducer === true)
+        this.dedup.rememberId(topicName, record.id, { pending, index: j }, now)
+      if (record.producerId === undefined) return null
+      return this.dedup.rememberRange(topicName, record.producerId, record.sequence ?? 0, 1, pending, j, now)
     })
     pending.then(
       (receipts) =>
         fresh.forEach((i, j) => {
-          const r = records[i]!
-          this.dedup.settle(
-            topicName,
-            r.producerId,
-            r.sequence,
-            r.idFromProducer === true ? r.id : undefined,
-            receipts[j]!,
-          )
+          const range = ranges[j]
+          if (range !== null && range !== undefined) this.dedup.settleRange(range, receipts)
+          if (records[i]!.idFromProducer === true) this.dedup.settleId(topicName, records[i]!.id, receipts[j]!)
         }),
       () =>
-        fresh.forEach((i) => {
+        fresh.forEach((i, j) => {
           const r = records[i]!
-          if (r.producerId !== undefined) this.dedup.forgetSequence(topicName, r.producerId, r.sequence ?? 0)
+          const range = ranges[j]
+          if (r.producerId !== undefined && range !== null && range !== undefined)
+            this.dedup.forgetRange(topicName, r.producerId, range)
           if (r.idFromProducer === true) this.dedup.forgetId(topicName, r.id)
         }),
     )
@@ -556,4 +574,22 @@ export class Engine implements Driver {
     this.topics.clear()
     await this.lock?.release()
   }
+}
+
+/**
+ * Whether records carry one producer's consecutive sequences (what a Sluice
+ * publish sends): its id and first sequence; 'none' without producer ids;
+ * null for anything else.
+ */
+function producerRun(records: readonly AppendRecord[]): { producerId: string; first: number } | 'none' | null {
+  const head = records[0]
+  if (head === undefined) return 'none'
+  const producerId = head.producerId
+  if (producerId === undefined) return records.every((r) => r.producerId === undefined) ? 'none' : null
+  const first = head.sequence ?? 0
+  for (let i = 1; i < records.length; i++) {
+    const r = records[i]!
+    if (r.producerId !== producerId || r.sequence !== first + i) return null
+  }
+  return { producerId, first }
 }
