@@ -8,7 +8,7 @@ import {
   defaultMaxFrameBytes,
   type Frame,
 } from '../protocol/frame.ts'
-import type { Op } from '../protocol/ops.ts'
+import { Op } from '../protocol/ops.ts'
 import { asArray, asObject } from '../protocol/wire.ts'
 
 export interface ConnectionOptions {
@@ -33,8 +33,10 @@ interface Request {
   readonly op: Op
   readonly args: unknown
   readonly retriable: boolean
+  /** The broker may hold it on purpose (a publish waiting for room): idle() does not wait for it. */
+  readonly waits: boolean
   readonly resolve: (value: unknown) => void
-  readonly reject: (err: unknown) => void
+  readonly reject: (err: SluiceError) => void
   readonly timer: NodeJS.Timeout
   id: number
 }
@@ -232,36 +234,83 @@ export class ClientConnection {
     if (!wasClosing) void this.connectLoop()
   }
 
-  /** Sends a request; resolves with its result, or rejects with the broker's error rebuilt. */
-  request(op: Op, args: unknown, options: { retriable?: boolean; urgent?: boolean } = {}): Promise<unknown> {
+  /**
+   * Sends a request; resolves with its result, or rejects with the broker's
+   * error rebuilt. `waitMs` is how long the broker may legitimately hold it
+   * (a publish waiting for room), added to the request timeout; such a
+   * request does not count for `idle()`. An abort or a timeout of a sent
+   * request tells the broker to stop its wait (CANCEL).
+   */
+  request(
+    op: Op,
+    args: unknown,
+    options: { retriable?: boolean; urgent?: boolean; signal?: AbortSignal; waitMs?: number } = {},
+  ): Promise<unknown> {
     if (this.state === State.Closed) return Promise.reject(sluiceError(ErrorCode.Closed, 'the client is closed'))
+    const signal = options.signal
+    if (signal?.aborted === true)
+      return Promise.reject(sluiceError(ErrorCode.Aborted, `${op} aborted; nothing was sent`))
+    const timeoutMs = this.options.requestTimeoutMs + (options.waitMs ?? 0)
     return new Promise((resolve, reject) => {
+      const giveUp = (error: SluiceError): void => {
+        clearTimeout(request.timer)
+        signal?.removeEventListener('abort', onAbort)
+        this.queue = this.queue.filter((r) => r !== request)
+        if (this.inFlight.get(request.id) === request) {
+          this.inFlight.delete(request.id)
+          if (options.waitMs !== undefined) this.cancel(request.id)
+        }
+        reject(error)
+      }
+      const onAbort = (): void =>
+        giveUp(sluiceError(ErrorCode.Aborted, `${op} aborted; if the broker had already applied it, it stays applied`))
       const request: Request = {
         op,
         args,
         retriable: options.retriable ?? false,
-        resolve,
-        reject,
+        waits: options.waitMs !== undefined,
+        resolve: (value) => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve(value)
+        },
+        reject: (err) => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(err)
+        },
         id: 0,
-        timer: setTimeout(() => {
-          this.inFlight.delete(request.id)
-          this.queue = this.queue.filter((r) => r !== request)
-          reject(
-            sluiceError(
-              ErrorCode.Timeout,
-              `${op} got no answer from the broker within ${this.options.requestTimeoutMs} ms`,
-              {
+        timer: setTimeout(
+          () =>
+            giveUp(
+              sluiceError(ErrorCode.Timeout, `${op} got no answer from the broker within ${timeoutMs} ms`, {
                 cause: this.lastError ?? undefined,
-              },
+              }),
             ),
-          )
-        }, this.options.requestTimeoutMs),
+          timeoutMs,
+        ),
       }
       request.timer.unref()
+      signal?.addEventListener('abort', onAbort, { once: true })
       if (this.state === State.Ready || (options.urgent === true && this.state === State.Resuming))
         this.transmit(request)
       else this.queue.push(request)
     })
+  }
+
+  /** Tells the broker to stop waiting on request `id` (best effort: nothing is answered to anyone). */
+  private cancel(id: number): void {
+    if (this.state !== State.Ready) return
+    const request: Request = {
+      op: Op.Cancel,
+      args: { request: id },
+      retriable: false,
+      waits: false,
+      resolve: () => undefined,
+      reject: () => undefined,
+      id: 0,
+      timer: setTimeout(() => this.inFlight.delete(request.id), this.options.requestTimeoutMs),
+    }
+    request.timer.unref()
+    this.transmit(request)
   }
 
   private transmit(request: Request): void {
@@ -288,7 +337,8 @@ export class ClientConnection {
 
   /** Resolves once no request is waiting for an answer (for tests that step a fake clock). */
   async idle(): Promise<void> {
-    while (this.inFlight.size > 0 || (this.queue.length > 0 && this.state === State.Ready)) {
+    const busy = (): boolean => [...this.inFlight.values()].some((r) => !r.waits)
+    while (busy() || (this.queue.length > 0 && this.state === State.Ready)) {
       await new Promise((resolve) => setImmediate(resolve))
     }
   }

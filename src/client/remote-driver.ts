@@ -1,6 +1,7 @@
-import type { Capabilities, Driver, DriverConsumer } from '../core/driver.ts'
+import type { AppendOptions, Capabilities, Driver, DriverConsumer } from '../core/driver.ts'
 import { ErrorCode, sluiceError } from '../core/errors.ts'
 import { uuidv7 } from '../core/ids.ts'
+import { limits } from '../core/limits.ts'
 import type {
   AppendRecord,
   ConsumerConfig,
@@ -77,7 +78,7 @@ export class RemoteDriver implements Driver {
     await this.connection.request(Op.DeleteTopic, { name })
   }
 
-  async append(topic: string, records: readonly AppendRecord[]): Promise<Receipt[]> {
+  async append(topic: string, records: readonly AppendRecord[], options: AppendOptions = {}): Promise<Receipt[]> {
     this.checkOpen()
     // Encode now (the caller may reuse its buffers), stamping each record with this producer's next sequence.
     const limit = Math.floor(this.connection.maxFrameBytes / 2)
@@ -104,10 +105,17 @@ export class RemoteDriver implements Driver {
         }),
       )
     }
+    // A publish may wait on the broker for room or a rate slot: its wait is added to the request timeout.
+    const args = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }
+    const waitMs = options.timeoutMs ?? limits.defaultPublishWaitMs
     const results = await Promise.all(
       chunks.map(
         (wire) =>
-          this.connection.request(Op.Append, { topic, records: wire }, { retriable: true }) as Promise<Receipt[]>,
+          this.connection.request(
+            Op.Append,
+            { topic, records: wire, ...args },
+            { retriable: true, waitMs, ...(options.signal === undefined ? {} : { signal: options.signal }) },
+          ) as Promise<Receipt[]>,
       ),
     )
     return results.flat()
@@ -150,9 +158,9 @@ export class RemoteDriver implements Driver {
     await this.connection.request(Op.DeleteSubscription, { topic, subscription })
   }
 
-  async stats(topic: string): Promise<TopicStats> {
+  async stats(topic: string, options: { targetTimeToEmptyMs?: number } = {}): Promise<TopicStats> {
     this.checkOpen()
-    return (await this.connection.request(Op.Stats, { topic }, { retriable: true })) as TopicStats
+    return (await this.connection.request(Op.Stats, { topic, ...options }, { retriable: true })) as TopicStats
   }
 
   /** Resolves when no request is waiting for its answer (tests step fake clocks with it). */

@@ -41,7 +41,7 @@ export interface Driver {
    * Payloads may be views of the caller's memory: a driver copies or encodes
    * them before `append` returns, never later.
    */
-  append(topic: string, records: readonly AppendRecord[]): Promise<Receipt[]>
+  append(topic: string, records: readonly AppendRecord[], options?: AppendOptions): Promise<Receipt[]>
   /** Up to `max` records of one partition from `fromOffset` (or the first retained one). */
   read(topic: string, partition: number, fromOffset: number, max: number): Promise<StoredRecord[]>
   /**
@@ -54,8 +54,8 @@ export interface Driver {
   peek(topic: string, subscription: string, max: number): Promise<StoredRecord[]>
   /** Deletes a subscription and its state (its consumers are closed). TOPIC_NOT_FOUND / INVALID_ARGUMENT when absent. */
   deleteSubscription(topic: string, subscription: string): Promise<void>
-  /** Figures of a topic and each of its subscriptions. */
-  stats(topic: string): Promise<TopicStats>
+  /** Figures of a topic and each of its subscriptions; recommendedConsumers aims at `targetTimeToEmptyMs` (default 60000). */
+  stats(topic: string, options?: { targetTimeToEmptyMs?: number }): Promise<TopicStats>
   /** Stops the driver once in-flight work has settled. */
   close(): Promise<void>
 }
@@ -87,6 +87,16 @@ export interface DriverConsumer {
   onLeaseLost(listener: (ref: LeaseRef) => void): void
   /** Leaves the subscription; leases still held are offered again after the backoff. */
   close(): Promise<void>
+}
+
+/** How an append may wait on a topic's flow control (`block` overflow, `wait` rate limit). */
+export interface AppendOptions {
+  /** The longest the append may wait for room or a rate slot. Default 30000. */
+  readonly timeoutMs?: number
+  /** Aborts the wait (over a broker: the client stops waiting; the append carries its sequence, so a retry is recognised). */
+  readonly signal?: AbortSignal
+  /** Called once if the append has to wait (for room or a rate slot); a broker stops counting it as busy work. */
+  readonly onWait?: () => void
 }
 
 export interface Capabilities {

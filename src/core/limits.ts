@@ -12,5 +12,8 @@ export const limits = {
   messageIdMaxLength: 1024,
   readMax: 10_000,
   defaultDedupWindowMs: 120_000,
+  defaultMemoryBytes: 64 * 1024 * 1024,
   maxDedupWindowMs: 7 * 86_400_000,
+  /** How long a publish waits for room ('block') or a rate slot ('wait') unless it says otherwise. */
+  defaultPublishWaitMs: 30_000,
 } as const

@@ -1,7 +1,7 @@
 import { systemClock, type Clock } from './clock.ts'
 import { decodePayload, encodePayload, type Codec } from './codec.ts'
-import type { Driver } from './driver.ts'
-import { ErrorCode, hasCode, sluiceError } from './errors.ts'
+import type { AppendOptions, Driver } from './driver.ts'
+import { ErrorCode, hasCode, SluiceError, sluiceError } from './errors.ts'
 import { uuidv7 } from './ids.ts'
 import { Idempotency, type IdempotencyOptions } from './idempotency.ts'
 import { checkRetryPolicy, defaultPublishRetry, isTransient, retrying, type RetryPolicy } from './retry.ts'
@@ -41,6 +41,12 @@ export interface SluiceOptions {
   /** Told about failures that consumers handle themselves (a refused ack, a failed lease call). */
   readonly onError?: (err: unknown) => void
   /**
+   * Opt-in: retry publishes refused by backpressure (QUEUE_FULL, RATE_LIMITED)
+   * with capped exponential backoff and jitter, waiting at least the error's
+   * retryAfterMs. Off by default: a full queue is news the caller may want.
+   */
+  readonly backpressureRetry?: Partial<RetryPolicy>
+  /**
    * How publishes retry transient failures (STORAGE_FULL, TIMEOUT, UNAVAILABLE):
    * capped exponential backoff with jitter, the same producer sequence on every
    * attempt so that a retry is never stored twice. Default 5 attempts from 100 ms
@@ -65,6 +71,7 @@ export class Sluice {
   readonly producerId = uuidv7()
   private sequence = 0
   private readonly publishRetry: RetryPolicy | null
+  private readonly backpressureRetry: RetryPolicy | null
   private readonly subscriptions = new Set<{ close(options?: CloseOptions): Promise<void> }>()
 
   constructor(
@@ -73,6 +80,8 @@ export class Sluice {
   ) {
     this.clock = options.clock ?? systemClock
     this.publishRetry = checkRetryPolicy(options.publishRetry, defaultPublishRetry)
+    this.backpressureRetry =
+      options.backpressureRetry === undefined ? null : checkRetryPolicy(options.backpressureRetry, defaultPublishRetry)
   }
 
   /** What the underlying driver supports. */
@@ -130,9 +139,11 @@ export class Sluice {
     }
   }
 
-  private append(topic: string, records: AppendRecord[]): Promise<Receipt[]> {
+  private append(topic: string, records: AppendRecord[], options: AppendOptions = {}): Promise<Receipt[]> {
     // The first attempt goes straight to the driver; only a failure pays for the retry loop.
-    return this.driver.append(topic, records).catch((err: unknown) => this.appendAfterFailure(topic, records, err))
+    return this.driver
+      .append(topic, records, options)
+      .catch((err: unknown) => this.appendAfterFailure(topic, records, options, err))
   }
 
   /**
@@ -140,15 +151,31 @@ export class Sluice {
    * failures with the same records (same producer id and sequences), so that
    * a retry is never stored twice.
    */
-  private async appendAfterFailure(topic: string, records: AppendRecord[], err: unknown): Promise<Receipt[]> {
+  private async appendAfterFailure(
+    topic: string,
+    records: AppendRecord[],
+    options: AppendOptions,
+    err: unknown,
+  ): Promise<Receipt[]> {
     if (this.options.autoCreateTopics === true && hasCode(err, ErrorCode.TopicNotFound)) {
       await this.driver.createTopic(topic, {})
-      return this.append(topic, records)
+      return this.append(topic, records, options)
     }
-    if (this.publishRetry === null || this.publishRetry.maxAttempts <= 1 || !isTransient(err)) throw err
-    const policy = { ...this.publishRetry, maxAttempts: this.publishRetry.maxAttempts - 1 }
-    await new Promise<void>((resolve) => this.clock.setTimer(resolve, policy.initialMs, true))
-    return retrying(() => this.driver.append(topic, records), policy, this.clock)
+    // The caller's own timeoutMs ran out (waiting for room or for the rate limit): retrying would outlive it.
+    if (options.timeoutMs !== undefined && hasCode(err, ErrorCode.Timeout)) throw err
+    const backpressure = hasCode(err, ErrorCode.QueueFull) || hasCode(err, ErrorCode.RateLimited)
+    const policy = backpressure ? this.backpressureRetry : this.publishRetry
+    if (policy === null || policy.maxAttempts <= 1 || !(backpressure || isTransient(err))) throw err
+    const rest = { ...policy, maxAttempts: policy.maxAttempts - 1 }
+    const hint =
+      err instanceof SluiceError && typeof err.details['retryAfterMs'] === 'number' ? err.details['retryAfterMs'] : 0
+    await new Promise<void>((resolve) => this.clock.setTimer(resolve, Math.max(rest.initialMs, hint), true))
+    return retrying(
+      () => this.driver.append(topic, records, options),
+      rest,
+      this.clock,
+      (e) => (backpressure ? hasCode(e, ErrorCode.QueueFull) || hasCode(e, ErrorCode.RateLimited) : isTransient(e)),
+    )
   }
 
   /**
@@ -160,7 +187,7 @@ export class Sluice {
   async publish(topic: string, data: unknown, options?: PublishOptions): Promise<Receipt> {
     this.checkOpen()
     checkTopicName(topic)
-    const receipts = await this.append(topic, [this.toRecord(data, options)])
+    const receipts = await this.append(topic, [this.toRecord(data, options)], waitOptions(options))
     return receipts[0]!
   }
 
@@ -168,7 +195,11 @@ export class Sluice {
    * Publishes several messages in one call; all are checked before any is
    * stored. Resolves with their receipts in order.
    */
-  async publishBatch(topic: string, messages: readonly OutgoingMessage[]): Promise<Receipt[]> {
+  async publishBatch(
+    topic: string,
+    messages: readonly OutgoingMessage[],
+    options?: { timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<Receipt[]> {
     this.checkOpen()
     checkTopicName(topic)
     const given: unknown = messages
@@ -181,7 +212,7 @@ export class Sluice {
       }
       return this.toRecord(message.data, message as OutgoingMessage)
     })
-    return this.append(topic, records)
+    return this.append(topic, records, waitOptions(options))
   }
 
   /**
@@ -259,7 +290,16 @@ export class Sluice {
         name: subscription,
         config: checked.config,
         concurrency: checked.concurrency,
+        autoscale: checked.autoscale,
         prefetch: checked.prefetch,
+        stats: async () => {
+          const stats = await this.driver.stats(
+            topic,
+            checked.autoscale === null ? {} : { targetTimeToEmptyMs: checked.autoscale.targetTimeToEmptyMs },
+          )
+          const own = stats.subscriptions.find((s) => s.subscription === subscription)
+          return own === undefined ? undefined : { subscription: own, published: stats.published }
+        },
         codec: this.options.codec,
         clock: this.clock,
         onError: this.options.onError,
@@ -318,9 +358,13 @@ export class Sluice {
   }
 
   /** Figures of a topic and each of its subscriptions (depth, in flight, redeliveries, dead letters, …). */
-  async stats(topic: string): Promise<TopicStats> {
+  async stats(topic: string, options: { targetTimeToEmptyMs?: number } = {}): Promise<TopicStats> {
     this.checkOpen()
-    return this.driver.stats(checkTopicName(topic))
+    const target =
+      options.targetTimeToEmptyMs === undefined
+        ? undefined
+        : checkInteger('targetTimeToEmptyMs', options.targetTimeToEmptyMs, 1, 86_400_000)
+    return this.driver.stats(checkTopicName(topic), target === undefined ? {} : { targetTimeToEmptyMs: target })
   }
 
   /**
@@ -429,4 +473,13 @@ export class Sluice {
     await Promise.all([...this.subscriptions].map((sub) => sub.close(options)))
     await this.driver.close()
   }
+}
+
+/** The wait limits of a publish (for `block` overflow and `wait` rate limits), checked. */
+function waitOptions(options: { timeoutMs?: number; signal?: AbortSignal } | undefined): AppendOptions {
+  if (options === undefined) return {}
+  const { timeoutMs, signal } = options
+  if (timeoutMs !== undefined) checkInteger('timeoutMs', timeoutMs, 0, 86_400_000)
+  if (signal !== undefined && !(signal instanceof AbortSignal)) invalid('signal must be an AbortSignal')
+  return { timeoutMs, signal }
 }

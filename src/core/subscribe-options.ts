@@ -1,3 +1,4 @@
+import type { AutoscaleConfig } from './autoscaler.ts'
 import { checkBackoff, type BackoffOptions } from './backoff.ts'
 import { DeliveryGuarantee, Ordering, StartAt, type ConsumerConfig } from './types.ts'
 import { checkInteger, checkKnownKeys, checkTopicName, invalid, isPlainObject } from './validate.ts'
@@ -8,8 +9,12 @@ export interface SubscribeOptions {
   readonly delivery?: DeliveryGuarantee
   /** Default `key`. */
   readonly ordering?: Ordering
-  /** Handlers running at once in this consumer. Default 1. */
-  readonly concurrency?: number
+  /**
+   * Handlers running at once in this consumer. Default 1. Or autoscaled:
+   * `{ min, max, targetTimeToEmptyMs }` grows and shrinks it from the measured
+   * arrival rate, handler speed and depth (see `subscription.on('consumer.autoscale', …)`).
+   */
+  readonly concurrency?: number | { readonly min?: number; readonly max: number; readonly targetTimeToEmptyMs?: number }
   /** Messages leased ahead of the running handlers. Default: as many as `concurrency`. */
   readonly prefetch?: number
   /** A lease not extended or acknowledged within this is lost. Default 30000. Extended automatically while a handler runs. */
@@ -29,7 +34,9 @@ export interface SubscribeOptions {
 
 export interface CheckedSubscribeOptions {
   readonly config: ConsumerConfig
+  /** The starting concurrency (the minimum when autoscaled). */
   readonly concurrency: number
+  readonly autoscale: AutoscaleConfig | null
   readonly prefetch: number
   readonly signal: AbortSignal | undefined
 }
@@ -62,8 +69,25 @@ export function checkSubscribeOptions(topic: string, options: unknown): CheckedS
   const o = (options ?? {}) as SubscribeOptions & Record<string, unknown>
   if (!isPlainObject(o)) invalid('subscribe options must be a plain object')
   checkKnownKeys('subscribe', o, known)
-  const concurrency = o.concurrency === undefined ? 1 : checkInteger('concurrency', o.concurrency, 1, 10_000)
-  const prefetch = o.prefetch === undefined ? concurrency : checkInteger('prefetch', o.prefetch, 0, 100_000)
+  let concurrency = 1
+  let autoscale: AutoscaleConfig | null = null
+  if (typeof o.concurrency === 'object') {
+    const c: unknown = o.concurrency
+    if (!isPlainObject(c)) invalid('concurrency must be a number or { min, max, targetTimeToEmptyMs }')
+    checkKnownKeys('concurrency', c, ['min', 'max', 'targetTimeToEmptyMs'])
+    const max = checkInteger('concurrency.max', c['max'], 1, 10_000)
+    const min = c['min'] === undefined ? 1 : checkInteger('concurrency.min', c['min'], 1, max)
+    const target =
+      c['targetTimeToEmptyMs'] === undefined
+        ? 60_000
+        : checkInteger('concurrency.targetTimeToEmptyMs', c['targetTimeToEmptyMs'], 100, 86_400_000)
+    autoscale = { min, max, targetTimeToEmptyMs: target }
+    concurrency = min
+  } else if (o.concurrency !== undefined) {
+    concurrency = checkInteger('concurrency', o.concurrency, 1, 10_000)
+  }
+  const prefetch =
+    o.prefetch === undefined ? (autoscale?.max ?? concurrency) : checkInteger('prefetch', o.prefetch, 0, 100_000)
   const ackTimeoutMs =
     o.ackTimeoutMs === undefined ? 30_000 : checkInteger('ackTimeoutMs', o.ackTimeoutMs, 10, 86_400_000)
   const maxLeaseMs =
@@ -93,6 +117,7 @@ export function checkSubscribeOptions(topic: string, options: unknown): CheckedS
       deadLetter,
     },
     concurrency,
+    autoscale,
     prefetch,
     signal: o.signal,
   }

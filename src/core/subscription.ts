@@ -2,10 +2,12 @@ import type { Clock } from './clock.ts'
 import type { Codec } from './codec.ts'
 import type { DriverConsumer } from './driver.ts'
 import { asSluiceError, ErrorCode, hasCode, sluiceError } from './errors.ts'
+import { Autoscaler, type AutoscaleConfig, type AutoscaleDecision } from './autoscaler.ts'
+import { Events } from './events.ts'
 import { LeaseBatcher } from './lease-batcher.ts'
 import { uuidv7 } from './ids.ts'
 import { LeasedMessage, type Handler, type LeaseOps, type Message, type TransactionMessage } from './message.ts'
-import type { ConsumerConfig, LeaseRef, TransactionOutput } from './types.ts'
+import type { ConsumerConfig, LeaseRef, SubscriptionStats, TransactionOutput } from './types.ts'
 
 /**
  * The handler runner, the same on every driver: leases messages within
@@ -20,11 +22,14 @@ export interface SubscriptionSettings {
   readonly name: string
   readonly config: ConsumerConfig
   readonly concurrency: number
+  readonly autoscale: AutoscaleConfig | null
   readonly prefetch: number
   readonly codec: Codec | undefined
   readonly clock: Clock
   /** Told about failures the runner handles itself (a refused ack, a lease call that failed). */
   readonly onError?: (err: unknown) => void
+  /** This subscription's figures and the topic's count of published messages (for autoscaling). */
+  readonly stats: () => Promise<{ subscription: SubscriptionStats; published: number } | undefined>
   /** Checks and encodes messages published by `ack({ publish })`. */
   readonly encodeOutputs: (messages: readonly TransactionMessage[]) => TransactionOutput[]
 }
@@ -36,7 +41,19 @@ export interface CloseOptions {
   readonly timeoutMs?: number
 }
 
+/** Events a subscription emits. */
+export interface SubscriptionEvents extends Record<string, unknown> {
+  /** An autoscaling evaluation: what it measured and decided (from === to when unchanged). */
+  'consumer.autoscale': AutoscaleDecision
+}
+
 export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
+  private readonly events = new Events<SubscriptionEvents>()
+  private concurrencyNow: number
+  private readonly autoscaler: Autoscaler | null
+  private cancelAutoscale: (() => void) | null = null
+  private handled = 0
+  private busyMs = 0
   /** Leased, not yet started. */
   private buffer: LeasedMessage<T>[] = []
   private readonly running = new Set<LeasedMessage<T>>()
@@ -77,7 +94,10 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
       extend: (ref, ms) => extends_.call(ref, ms),
     }
     consumer.onLeaseLost((ref) => this.leaseLost(ref))
+    this.concurrencyNow = settings.concurrency
+    this.autoscaler = settings.autoscale === null ? null : new Autoscaler(settings.autoscale)
     this.scheduleHeartbeat()
+    if (this.autoscaler !== null && handler !== null) this.scheduleAutoscale()
     if (handler !== null) this.pump = this.runHandlers()
   }
 
@@ -123,7 +143,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
   private async runHandlers(): Promise<void> {
     let failures = 0
     while (!this.stopping) {
-      const room = this.settings.concurrency + this.settings.prefetch - this.held.size
+      const room = this.concurrencyNow + this.settings.prefetch - this.held.size
       if (room <= 0) {
         await new Promise<void>((resolve) => (this.wakePump = resolve))
         continue
@@ -147,7 +167,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
   }
 
   private startHandlers(): void {
-    while (!this.stopping && this.running.size < this.settings.concurrency && this.buffer.length > 0) {
+    while (!this.stopping && this.running.size < this.concurrencyNow && this.buffer.length > 0) {
       const message = this.buffer.shift()!
       if (message.lost) continue
       this.running.add(message)
@@ -157,11 +177,14 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
 
   private async handle(message: LeasedMessage<T>): Promise<void> {
     let failure: { err: unknown } | null = null
+    const started = this.settings.clock.now()
     try {
       await this.handler!(message)
     } catch (err) {
       failure = { err }
     }
+    this.handled++
+    this.busyMs += this.settings.clock.now() - started
     // The handler is done: its slot goes to the next message while the ack or nack is recorded.
     this.running.delete(message)
     this.startHandlers()
@@ -189,6 +212,67 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
     this.wakePump = null
     wake?.()
     for (const listener of this.settledListeners) listener()
+  }
+
+  /** Handlers that may run at once now (changes when autoscaled). */
+  get concurrency(): number {
+    return this.concurrencyNow
+  }
+
+  /** Listens to an event; returns a function that stops listening. */
+  on<K extends keyof SubscriptionEvents>(event: K, listener: (payload: SubscriptionEvents[K]) => void): () => void {
+    return this.events.on(event, listener)
+  }
+
+  // --- autoscaling ---
+
+  private scheduleAutoscale(): void {
+    const everyMs = 1000
+    let lastAt = this.settings.clock.now()
+    let perHandlerRate: number | null = null
+    // Arrivals as counted between evaluations, smoothed over about five of them: the stats' one-minute
+    // average would keep a burst that has long been consumed in the figure.
+    let lastPublished: number | null = null
+    let arrivalRate = 0
+    const evaluate = async (): Promise<void> => {
+      const now = this.settings.clock.now()
+      const figures = await this.settings.stats().catch(() => undefined)
+      if (this.stopping || figures === undefined) return
+      const stats = figures.subscription
+      const intervalMs = Math.max(1, now - lastAt)
+      if (lastPublished !== null) {
+        const rate = ((figures.published - lastPublished) * 1000) / intervalMs
+        arrivalRate += 0.2 * (rate - arrivalRate)
+      }
+      lastPublished = figures.published
+      // The last measured speed stands while nothing is handled (an idle interval measures nothing).
+      if (this.handled > 0 && this.busyMs > 0) perHandlerRate = (this.handled * 1000) / this.busyMs
+      const decision = this.autoscaler!.evaluate({
+        depth: stats.depth,
+        arrivalRate,
+        perHandlerRate,
+        busy: this.busyMs / intervalMs,
+      })
+      lastAt = now
+      this.handled = 0
+      this.busyMs = 0
+      this.concurrencyNow = decision.to
+      if (decision.to > decision.from) {
+        this.startHandlers()
+        const wake = this.wakePump
+        this.wakePump = null
+        wake?.()
+      }
+      this.events.emit('consumer.autoscale', () => decision)
+    }
+    const tick = (): void => {
+      this.cancelAutoscale = null
+      if (this.stopping) return
+      void evaluate().finally(() => {
+        if (!this.stopping) this.cancelAutoscale = this.settings.clock.setTimer(tick, everyMs)
+      })
+    }
+    this.cancelAutoscale = this.settings.clock.setTimer(tick, everyMs)
   }
 
   // --- leases ---
@@ -328,6 +412,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
     const reason = sluiceError(ErrorCode.Closed, `subscription ${this.name} closed`)
     for (const m of this.running) m.abort(reason)
     this.cancelHeartbeat?.()
+    this.cancelAutoscale?.()
     await this.consumer.close().catch((err: unknown) => this.report(err))
     clearInterval(this.keepAlive)
     this.onClosed()

@@ -44,6 +44,48 @@ export interface TopicConfig {
    * duplicate). Default 120000 (2 minutes); 0 turns it off.
    */
   readonly dedupWindowMs?: number
+  /** Bounds the backlog (see LimitsConfig). None by default. */
+  readonly limits?: LimitsConfig
+  /** Limits the publish rate (see RateLimitConfig). None by default. */
+  readonly rateLimit?: RateLimitConfig
+  /**
+   * `memory` durability: bytes of messages kept in memory; older messages
+   * spill to disk files (gone on restart). Default 64 MiB.
+   */
+  readonly memoryBytes?: number
+}
+
+export const Overflow = { Reject: 'reject', Block: 'block', DropOldest: 'drop-oldest' } as const
+/** What a publish into a full backlog does: throw QUEUE_FULL, wait for room, or evict the oldest messages. */
+export type Overflow = (typeof Overflow)[keyof typeof Overflow]
+
+/**
+ * A bound on the backlog: messages retained that at least one subscription
+ * has not acknowledged (all retained messages while the topic has no
+ * subscription), counted from each partition's oldest unacknowledged message.
+ */
+export interface LimitsConfig {
+  readonly maxMessages?: number
+  /** Bytes as stored (the log's record size, payload included). */
+  readonly maxBytes?: number
+  /** Default `reject`. */
+  readonly overflow?: Overflow
+  /** With `drop-oldest`: a topic that receives the evicted messages (else they are only counted). */
+  readonly deadLetter?: string
+}
+
+export const OnLimit = { Wait: 'wait', Reject: 'reject' } as const
+export type OnLimit = (typeof OnLimit)[keyof typeof OnLimit]
+
+/** At most `perSecond + burst` messages accepted in any 1-second window. */
+export interface RateLimitConfig {
+  readonly perSecond: number
+  /** Default 0. */
+  readonly burst?: number
+  /** Default `wait`: the publish is delayed; `reject` throws RATE_LIMITED with retryAfterMs. */
+  readonly onLimit?: OnLimit
+  /** `topic` (default): one window for all producers; `producer`: one window per producer. */
+  readonly per?: 'topic' | 'producer'
 }
 
 /** A topic as it exists: its full configuration with defaults filled in. */
@@ -56,6 +98,19 @@ export interface TopicInfo {
   readonly maxMessageBytes: number
   readonly segmentBytes: number
   readonly dedupWindowMs: number
+  readonly limits: {
+    readonly maxMessages: number | null
+    readonly maxBytes: number | null
+    readonly overflow: Overflow
+    readonly deadLetter: string | null
+  }
+  readonly rateLimit: {
+    readonly perSecond: number
+    readonly burst: number
+    readonly onLimit: OnLimit
+    readonly per: 'topic' | 'producer'
+  } | null
+  readonly memoryBytes: number
   /** Milliseconds since the epoch. */
   readonly createdAt: number
 }
@@ -70,6 +125,10 @@ export interface PublishOptions {
   readonly delayMs?: number
   /** Invisible to subscriptions until then (ms since the epoch or a Date). */
   readonly deliverAt?: number | Date
+  /** How long to wait for room (`block` overflow) or a rate slot (`wait`). Default 30000. */
+  readonly timeoutMs?: number
+  /** Aborts such a wait. */
+  readonly signal?: AbortSignal
 }
 
 /** One message of `publishBatch`. */
@@ -229,6 +288,18 @@ export interface SubscriptionStats {
   readonly expiredUnread: number
   /** Age of the oldest message not yet acknowledged, from its store time; null when none. */
   readonly oldestUnackedAgeMs: number | null
+  /** Messages arriving for this subscription per second (every subscription receives every message: the topic's publish rate). */
+  readonly arrivalRate: number
+  /** Acknowledgements per second. Rates are moving averages over the last minute. */
+  readonly processingRate: number
+  /** depth / processingRate, in ms; null when nothing is being processed and depth > 0 (it would never empty). */
+  readonly timeToEmptyMs: number | null
+  /**
+   * Consumers needed to keep up with arrivals and empty the backlog within the
+   * target time to empty (the `targetTimeToEmptyMs` asked of stats, default
+   * 60000), at the measured rate per consumer; null before anything was processed.
+   */
+  readonly recommendedConsumers: number | null
 }
 
 export interface TopicStats {
@@ -236,6 +307,14 @@ export interface TopicStats {
   /** Messages stored now. */
   readonly messages: number
   readonly bytes: number
+  /** Messages retained that some subscription has not acknowledged (all retained ones without subscriptions). */
+  readonly backlog: number
+  /** Messages accepted per second (moving average over the last minute). */
+  readonly publishRate: number
+  /** Since the process started: messages published, refused (QUEUE_FULL, RATE_LIMITED, timed out) and evicted (drop-oldest). */
+  readonly published: number
+  readonly rejected: number
+  readonly dropped: number
   readonly partitions: readonly PartitionStats[]
   readonly subscriptions: readonly SubscriptionStats[]
 }

@@ -1,6 +1,16 @@
 import { ErrorCode, sluiceError } from './errors.ts'
 import { limits } from './limits.ts'
-import { Durability, type Headers, type PublishOptions, type TopicConfig, type TopicInfo } from './types.ts'
+import {
+  Durability,
+  OnLimit,
+  Overflow,
+  type Headers,
+  type LimitsConfig,
+  type PublishOptions,
+  type RateLimitConfig,
+  type TopicConfig,
+  type TopicInfo,
+} from './types.ts'
 
 /**
  * Argument checks shared by every driver and by the broker, which must not
@@ -72,6 +82,7 @@ export function checkKnownKeys(what: string, value: Record<string, unknown>, kno
 }
 
 const durabilities: readonly string[] = Object.values(Durability)
+const overflows: readonly string[] = Object.values(Overflow)
 
 /** Checks the shape and ranges of a topic config (not whether the driver supports it). */
 export function checkTopicConfig(config: unknown): TopicConfig {
@@ -85,6 +96,9 @@ export function checkTopicConfig(config: unknown): TopicConfig {
     'maxMessageBytes',
     'segmentBytes',
     'dedupWindowMs',
+    'limits',
+    'rateLimit',
+    'memoryBytes',
   ])
   const c = config as TopicConfig & Record<string, unknown>
   if (c.partitions !== undefined) checkInteger('partitions', c.partitions, 1, limits.maxPartitions)
@@ -97,6 +111,37 @@ export function checkTopicConfig(config: unknown): TopicConfig {
   if (c.segmentBytes !== undefined)
     checkInteger('segmentBytes', c.segmentBytes, limits.minSegmentBytes, limits.maxSegmentBytes)
   if (c.dedupWindowMs !== undefined) checkInteger('dedupWindowMs', c.dedupWindowMs, 0, limits.maxDedupWindowMs)
+  if (c.memoryBytes !== undefined) checkInteger('memoryBytes', c.memoryBytes, 64 * 1024, Number.MAX_SAFE_INTEGER)
+  if (c.limits !== undefined) {
+    const given: unknown = c.limits
+    if (!isPlainObject(given)) invalid('limits must be an object like { maxMessages, maxBytes, overflow }')
+    checkKnownKeys('limits', given, ['maxMessages', 'maxBytes', 'overflow', 'deadLetter'])
+    const l = given as unknown as LimitsConfig
+    if (l.maxMessages !== undefined) checkInteger('limits.maxMessages', l.maxMessages, 1, Number.MAX_SAFE_INTEGER)
+    if (l.maxBytes !== undefined) checkInteger('limits.maxBytes', l.maxBytes, 1, Number.MAX_SAFE_INTEGER)
+    if (l.maxMessages === undefined && l.maxBytes === undefined) invalid('limits needs maxMessages or maxBytes')
+    if (l.overflow !== undefined && !overflows.includes(l.overflow)) {
+      invalid(`limits.overflow must be one of ${overflows.join(', ')}, got ${JSON.stringify(l.overflow)}`)
+    }
+    if (l.deadLetter !== undefined) {
+      checkTopicName(l.deadLetter)
+      if (l.overflow !== Overflow.DropOldest) invalid("limits.deadLetter only applies to overflow 'drop-oldest'")
+    }
+  }
+  if (c.rateLimit !== undefined) {
+    const given: unknown = c.rateLimit
+    if (!isPlainObject(given)) invalid('rateLimit must be an object like { perSecond, burst, onLimit }')
+    checkKnownKeys('rateLimit', given, ['perSecond', 'burst', 'onLimit', 'per'])
+    const r = given as Record<keyof RateLimitConfig, unknown>
+    checkInteger('rateLimit.perSecond', r.perSecond, 1, 10_000_000)
+    if (r.burst !== undefined) checkInteger('rateLimit.burst', r.burst, 0, 10_000_000)
+    if (r.onLimit !== undefined && r.onLimit !== OnLimit.Wait && r.onLimit !== OnLimit.Reject) {
+      invalid(`rateLimit.onLimit must be 'wait' or 'reject', got ${JSON.stringify(r.onLimit)}`)
+    }
+    if (r.per !== undefined && r.per !== 'topic' && r.per !== 'producer') {
+      invalid(`rateLimit.per must be 'topic' or 'producer', got ${JSON.stringify(r.per)}`)
+    }
+  }
   if (c.retention !== undefined) {
     if (!isPlainObject(c.retention)) invalid('retention must be an object like { maxAgeMs, maxBytes }')
     checkKnownKeys('retention', c.retention, ['maxAgeMs', 'maxBytes'])
@@ -124,6 +169,22 @@ export function topicInfoFrom(
     maxMessageBytes: config.maxMessageBytes ?? limits.defaultMaxMessageBytes,
     segmentBytes: config.segmentBytes ?? limits.defaultSegmentBytes,
     dedupWindowMs: config.dedupWindowMs ?? limits.defaultDedupWindowMs,
+    limits: {
+      maxMessages: config.limits?.maxMessages ?? null,
+      maxBytes: config.limits?.maxBytes ?? null,
+      overflow: config.limits?.overflow ?? Overflow.Reject,
+      deadLetter: config.limits?.deadLetter ?? null,
+    },
+    rateLimit:
+      config.rateLimit === undefined
+        ? null
+        : {
+            perSecond: config.rateLimit.perSecond,
+            burst: config.rateLimit.burst ?? 0,
+            onLimit: config.rateLimit.onLimit ?? OnLimit.Wait,
+            per: config.rateLimit.per ?? 'topic',
+          },
+    memoryBytes: config.memoryBytes ?? limits.defaultMemoryBytes,
     createdAt,
   }
 }
@@ -146,6 +207,15 @@ export function topicConfigConflicts(existing: TopicInfo, asked: TopicConfig): s
   compare('maxMessageBytes', asked.maxMessageBytes, existing.maxMessageBytes)
   compare('segmentBytes', asked.segmentBytes, existing.segmentBytes)
   compare('dedupWindowMs', asked.dedupWindowMs, existing.dedupWindowMs)
+  compare('memoryBytes', asked.memoryBytes, existing.memoryBytes)
+  compare('limits.maxMessages', asked.limits?.maxMessages, existing.limits.maxMessages)
+  compare('limits.maxBytes', asked.limits?.maxBytes, existing.limits.maxBytes)
+  compare('limits.overflow', asked.limits?.overflow, existing.limits.overflow)
+  compare('limits.deadLetter', asked.limits?.deadLetter, existing.limits.deadLetter)
+  compare('rateLimit.perSecond', asked.rateLimit?.perSecond, existing.rateLimit?.perSecond)
+  compare('rateLimit.burst', asked.rateLimit?.burst, existing.rateLimit?.burst)
+  compare('rateLimit.onLimit', asked.rateLimit?.onLimit, existing.rateLimit?.onLimit)
+  compare('rateLimit.per', asked.rateLimit?.per, existing.rateLimit?.per)
   compare('retention.maxAgeMs', asked.retention?.maxAgeMs, existing.retention.maxAgeMs)
   compare('retention.maxBytes', asked.retention?.maxBytes, existing.retention.maxBytes)
   return conflicts
@@ -170,7 +240,7 @@ const noPublishOptions: CheckedPublishOptions = Object.freeze({
   deliverAt: 0,
 })
 
-const publishOptionKeys = ['key', 'id', 'headers', 'delayMs', 'deliverAt', 'data'] as const
+const publishOptionKeys = ['key', 'id', 'headers', 'delayMs', 'deliverAt', 'timeoutMs', 'signal', 'data'] as const
 
 export interface CheckedPublishOptions {
   readonly key: string | null
@@ -207,5 +277,7 @@ export function checkPublishOptions(options: unknown, now: number): CheckedPubli
     }
     deliverAt = at > now ? Math.floor(at) : 0
   }
+  if (o.timeoutMs !== undefined) checkInteger('timeoutMs', o.timeoutMs, 0, 86_400_000)
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) invalid('signal must be an AbortSignal')
   return { key: o.key ?? null, id: o.id, headers: checkHeaders(o.headers), deliverAt }
 }

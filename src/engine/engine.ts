@@ -1,6 +1,8 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { systemClock, type Clock } from '../core/clock.ts'
-import type { Capabilities, Driver } from '../core/driver.ts'
+import type { AppendOptions, Capabilities, Driver } from '../core/driver.ts'
 import { asSluiceError, ErrorCode, sluiceError } from '../core/errors.ts'
 import { limits } from '../core/limits.ts'
 import { checkConsumerConfig } from '../core/subscribe-options.ts'
@@ -28,10 +30,11 @@ import { FileLog } from './log/file-log.ts'
 import { nodeFileSystem, type FileSystem } from './log/files.ts'
 import { MemoryLog } from './log/memory-log.ts'
 import type { PartitionLog, RecoveryReport } from './log/partition-log.ts'
-import { messageBytes, toStoredRecord, type RecordDraft } from './log/record.ts'
+import { encodedSize, messageBytes, toStoredRecord, type RecordDraft } from './log/record.ts'
 import type { EngineConsumer } from './subscriptions/consumer.ts'
 import { SubscriptionRegistry } from './subscriptions/registry.ts'
 import { Dedup, receiptOf, type Known } from './dedup.ts'
+import { TopicFlow, type Backlog } from './flow.ts'
 import { DirLock } from './lock.ts'
 import { Topic } from './topic.ts'
 
@@ -122,7 +125,18 @@ export class Engine implements Driver {
     return this.options.dir
   }
 
+  private spillDirectory: string | null = null
+
+  /** Where memory topics spill: in the data directory, or a temp directory of this process for `memory:`. */
+  private spillRoot(): string {
+    this.spillDirectory ??=
+      this.dir !== undefined ? join(this.dir, 'spill') : mkdtempSync(join(tmpdir(), 'sluice-spill-'))
+    return this.spillDirectory
+  }
+
   private async load(): Promise<void> {
+    // Spilled messages of memory topics are gone on restart.
+    if (this.dir !== undefined) await this.fs.removeTree(join(this.dir, 'spill'))
     await this.loadTopics()
     this.subscriptions = await SubscriptionRegistry.open(this.dir, this.fs, {
       clock: this.clock,
@@ -130,6 +144,7 @@ export class Engine implements Driver {
       ensureTopic: (name, like) => this.ensureTopic(name, like),
       append: (topic, records) => this.append(topic, records),
       checkAppend: (topic, records) => this.checkAppend(topic, records),
+      progressed: (topic, count) => topic.flow.drained(count / Math.max(1, this.registry.subscriptionCount(topic))),
     })
     for (const topic of this.topics.values()) this.registry.attach(topic)
     await this.registry.resumeTransactions()
@@ -170,11 +185,24 @@ export class Engine implements Driver {
       for (const log of logs) await log.close().catch(() => undefined)
       throw err
     }
-    return new Topic(info, logs, topicDir)
+    const topic = new Topic(info, logs, topicDir)
+    topic.flow = new TopicFlow(info, this.clock, {
+      backlog: () => this.backlog(topic),
+      evictOldest: (count) => this.evictOldest(topic, count),
+    })
+    return topic
   }
 
   private async openLog(info: TopicInfo, topicDir: string | null, partition: number): Promise<PartitionLog> {
-    if (info.durability === Durability.Memory || topicDir === null) return new MemoryLog(this.clock)
+    if (info.durability === Durability.Memory || topicDir === null) {
+      return new MemoryLog({
+        clock: this.clock,
+        budgetBytes: info.memoryBytes / info.partitions,
+        fs: this.fs,
+        // Unique per log: a topic deleted and created again must not share files with the old one.
+        spillDir: () => join(this.spillRoot(), `${info.name}.${info.createdAt}`, String(partition)),
+      })
+    }
     const log = await FileLog.open({
       dir: join(topicDir, String(partition)),
       fs: this.fs,
@@ -320,6 +348,9 @@ export class Engine implements Driver {
       await this.registry.dropTopic(topic)
       this.dedup.dropTopic(name)
       this.topics.delete(name)
+      topic.flow.close(
+        sluiceError(ErrorCode.TopicNotFound, `topic ${JSON.stringify(name)} was deleted while this publish waited`),
+      )
       for (const log of topic.logs) await log.close().catch(() => undefined)
       const dir = this.dir
       if (dir === undefined || topic.dir === null) return
@@ -351,7 +382,7 @@ export class Engine implements Driver {
     return topic
   }
 
-  async append(topicName: string, records: readonly AppendRecord[]): Promise<Receipt[]> {
+  async append(topicName: string, records: readonly AppendRecord[], options: AppendOptions = {}): Promise<Receipt[]> {
     const topic = this.checkAppend(topicName, records)
     const windowMs = topic.info.dedupWindowMs
     const checkIds = windowMs > 0 && records.some((r) => r.idFromProducer === true)
@@ -359,9 +390,9 @@ export class Engine implements Driver {
     if (!checkIds) {
       // The common case: one producer's consecutive sequences, none seen before: one range, no per-record work.
       const run = producerRun(records)
-      if (run === 'none') return this.store(topic, records)
+      if (run === 'none') return this.store(topic, records, options)
       if (run !== null && !this.dedup.overlaps(topicName, run.producerId, run.first, records.length)) {
-        const pending = this.store(topic, records)
+        const pending = this.store(topic, records, options)
         const range = this.dedup.rememberRange(topicName, run.producerId, run.first, records.length, pending, 0, now)
         pending.then(
           (receipts) => this.dedup.settleRange(range, receipts),
@@ -397,6 +428,7 @@ export class Engine implements Driver {
         : this.store(
             topic,
             fresh.map((i) => records[i]!),
+            options,
           )
     const freshAt = new Map<number, number>()
     const ranges = fresh.map((i, j) => {
@@ -434,8 +466,33 @@ export class Engine implements Driver {
     return Promise.all(records.map((_, i) => receiptAt(i)))
   }
 
-  /** Stores records: partition by key (round-robin without), one append per partition. */
-  private async store(topic: Topic, drafts: readonly RecordDraft[]): Promise<Receipt[]> {
+  /**
+   * Stores records: admitted by the topic's flow control (rate limit,
+   * backlog bound) first, then partitioned by key (round-robin without), one
+   * append per partition.
+   */
+  private async store(topic: Topic, drafts: readonly RecordDraft[], options: AppendOptions): Promise<Receipt[]> {
+    if (!topic.flow.active) {
+      const receipts = await this.storeNow(topic, drafts)
+      topic.flow.stored(receipts.length)
+      return receipts
+    }
+    let bytes = 0
+    if (topic.flow.countsBytes) for (const draft of drafts) bytes += encodedSize(draft)
+    const producerId = drafts[0]?.producerId
+    if (!topic.flow.tryAdmit(drafts.length, bytes, producerId)) {
+      await topic.flow.admit(drafts.length, bytes, { ...options, producerId })
+    }
+    try {
+      const receipts = await this.storeNow(topic, drafts)
+      topic.flow.stored(receipts.length)
+      return receipts
+    } finally {
+      topic.flow.release(drafts.length, bytes)
+    }
+  }
+
+  private async storeNow(topic: Topic, drafts: readonly RecordDraft[]): Promise<Receipt[]> {
     if (topic.info.partitions === 1) {
       const stored = await topic.logs[0]!.append(drafts)
       return stored.map((record) => ({ id: record.id, partition: 0, offset: record.offset, duplicate: false }))
@@ -469,7 +526,10 @@ export class Engine implements Driver {
     checkInteger('partition', partition, 0, topic.info.partitions - 1)
     checkInteger('fromOffset', fromOffset, 0, Number.MAX_SAFE_INTEGER)
     checkInteger('max', max, 1, limits.readMax)
-    const records = await topic.logs[partition]!.read(fromOffset, max)
+    const records = await topic.logs[partition]!.read(
+      Math.max(fromOffset, this.registry.dropFloor(topic, partition)),
+      max,
+    )
     return records.map((record) => toStoredRecord(record, partition))
   }
 
@@ -539,22 +599,97 @@ export class Engine implements Driver {
     await this.serialised(topicName, () => this.registry.deleteSubscription(this.topic(topicName), subscription))
   }
 
-  async stats(topicName: string): Promise<TopicStats> {
+  async stats(topicName: string, options: { targetTimeToEmptyMs?: number } = {}): Promise<TopicStats> {
     this.checkOpen()
     const topic = this.topic(topicName)
+    const now = this.clock.now()
+    const target = options.targetTimeToEmptyMs ?? 60_000
     const partitions = topic.logs.map((log, partition) => ({
       partition,
       startOffset: log.startOffset,
       endOffset: log.endOffset,
       bytes: log.bytes,
     }))
+    const publishRate = topic.flow.publishRate.perSecond(now)
     return {
       topic: topic.name,
       messages: partitions.reduce((n, p) => n + p.endOffset - p.startOffset, 0),
       bytes: partitions.reduce((n, p) => n + p.bytes, 0),
+      backlog: this.backlog(topic).messages,
+      publishRate,
+      published: topic.flow.published,
+      rejected: topic.flow.rejected,
+      dropped: topic.flow.dropped,
       partitions,
-      subscriptions: await this.registry.stats(topic),
+      subscriptions: await this.registry.stats(topic, publishRate, target),
     }
+  }
+
+  /** The backlog a topic's limits bound: messages (and their stored bytes) from each partition's backlog head. */
+  private backlog(topic: Topic): Backlog {
+    let messages = 0
+    let bytes = 0
+    topic.logs.forEach((log, p) => {
+      const n = Math.max(0, log.endOffset - this.registry.backlogHead(topic, p))
+      const stored = log.endOffset - log.startOffset
+      messages += n
+      // Bytes of the backlog, at the partition's mean record size.
+      if (stored > 0) bytes += Math.round((log.bytes * n) / stored)
+    })
+    return { messages, bytes }
+  }
+
+  /**
+   * drop-oldest: evicts the `count` oldest backlog messages across the
+   * topic's partitions (oldest by store time), sending them to the limits'
+   * dead-letter topic first when there is one.
+   */
+  private async evictOldest(topic: Topic, count: number): Promise<number> {
+    const heads = await Promise.all(
+      topic.logs.map(async (log, p) => {
+        const head = this.registry.backlogHead(topic, p)
+        const records = head < log.endOffset ? await log.read(head, count) : []
+        return { p, head, records, taken: 0 }
+      }),
+    )
+    let evicted = 0
+    while (evicted < count) {
+      let oldest: (typeof heads)[number] | undefined
+      for (const h of heads) {
+        const next = h.records[h.taken]
+        if (next !== undefined && (oldest === undefined || next.timestamp < oldest.records[oldest.taken]!.timestamp))
+          oldest = h
+      }
+      if (oldest === undefined) break
+      oldest.taken++
+      evicted++
+    }
+    for (const h of heads) {
+      if (h.taken === 0) continue
+      const deadLetter = topic.info.limits.deadLetter
+      if (deadLetter !== null) {
+        await this.ensureTopic(deadLetter, topic)
+        await this.append(
+          deadLetter,
+          h.records.slice(0, h.taken).map((r) => ({
+            id: r.id,
+            key: r.key,
+            headers: {
+              ...r.headers,
+              'sluice-original-topic': topic.name,
+              'sluice-original-partition': String(h.p),
+              'sluice-original-offset': String(r.offset),
+              'sluice-error': 'evicted by drop-oldest: the backlog was full',
+            },
+            payload: r.payload,
+            format: r.format,
+            deliverAt: 0,
+          })),
+        )
+      }
+      await this.registry.evict(topic, h.p, h.records[h.taken - 1]!.offset + 1)
+    }
+    return evicted
   }
 
   /** The partition logs of a topic (for tools and tests inside the engine). */
@@ -566,12 +701,15 @@ export class Engine implements Driver {
     if (this.closed) return
     this.closed = true
     this.stopRetention?.()
+    for (const topic of this.topics.values())
+      topic.flow.close(sluiceError(ErrorCode.Closed, 'the engine closed while this publish waited; nothing was stored'))
     // Subscription state is checkpointed while the logs are still open.
     await this.subscriptions?.close().catch(() => undefined)
     for (const topic of this.topics.values()) {
       for (const log of topic.logs) await log.close().catch(() => undefined)
     }
     this.topics.clear()
+    if (this.spillDirectory !== null) await this.fs.removeTree(this.spillDirectory).catch(() => undefined)
     await this.lock?.release()
   }
 }

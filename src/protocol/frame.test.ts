@@ -101,7 +101,11 @@ const requestArgs: Record<Op, unknown> = {
   [Op.DescribeTopic]: { name: 'orders' },
   [Op.ListTopics]: {},
   [Op.DeleteTopic]: { name: 'orders' },
-  [Op.Append]: { topic: 'orders', records: [encodeAppendRecord(orderPlaced), encodeAppendRecord(reminder)] },
+  [Op.Append]: {
+    topic: 'orders',
+    records: [encodeAppendRecord(orderPlaced), encodeAppendRecord(reminder)],
+    timeoutMs: 5000,
+  },
   [Op.Read]: { topic: 'orders', partition: 2, from: 40_960, max: 100 },
   [Op.OpenConsumer]: { consumer: 1, topic: 'orders', subscription: 'billing', config: consumerConfig, credit: 32 },
   [Op.CloseConsumer]: { consumer: 1 },
@@ -117,7 +121,8 @@ const requestArgs: Record<Op, unknown> = {
   },
   [Op.Peek]: { topic: 'orders', subscription: 'billing', max: 10 },
   [Op.DeleteSubscription]: { topic: 'orders', subscription: 'billing' },
-  [Op.Stats]: { topic: 'orders' },
+  [Op.Stats]: { topic: 'orders', targetTimeToEmptyMs: 60_000 },
+  [Op.Cancel]: { request: 5 },
 }
 
 interface GoldenCase extends Frame {

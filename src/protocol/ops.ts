@@ -16,6 +16,8 @@ export const Op = {
   Peek: 'peek',
   DeleteSubscription: 'deleteSubscription',
   Stats: 'stats',
+  /** Stops the wait of an earlier APPEND on this connection (args: { request: its id }); it fails with ABORTED unless already stored. */
+  Cancel: 'cancel',
 } as const
 export type Op = (typeof Op)[keyof typeof Op]
 

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net'
 import type { Driver } from '../../core/driver.ts'
-import { asSluiceError, ErrorCode, SluiceError, sluiceError } from '../../core/errors.ts'
+import { asSluiceError, ErrorCode, QueueFullError, SluiceError, sluiceError } from '../../core/errors.ts'
 import { checkConsumerConfig } from '../../core/subscribe-options.ts'
 import { encodeFrame, FrameKind, FrameParser, protocolVersion, type Frame } from '../../protocol/frame.ts'
 import { isOp, Op } from '../../protocol/ops.ts'
@@ -20,8 +20,14 @@ import { PushConsumer } from './push-consumer.ts'
 
 export interface ConnectionLimits {
   readonly maxFrameBytes: number
-  /** Requests handled at once; past it the broker stops reading from the socket. */
+  /**
+   * Requests handled at once; past it the broker stops reading from the
+   * socket. Publishes waiting for room or a rate slot are not counted (so
+   * they never hold the connection's acks hostage); `maxWaitingBytes` bounds them.
+   */
   readonly maxInFlight: number
+  /** Message bytes of publishes waiting for room or a rate slot; past it a waiting publish fails with QUEUE_FULL. */
+  readonly maxWaitingBytes: number
   /** Bytes waiting to be written to a client that does not read; past it the client is cut off. */
   readonly maxBufferedBytes: number
   /** Consumers one connection may open. */
@@ -30,9 +36,20 @@ export interface ConnectionLimits {
   readonly helloTimeoutMs: number
 }
 
+interface Running {
+  readonly id: number
+  /** Whether it is an append waiting for room or a rate slot. */
+  waiting: boolean
+  /** An append's cancel switch. */
+  cancel: AbortController | null
+  /** An append's message bytes. */
+  bytes: number
+}
+
 export const defaultConnectionLimits: ConnectionLimits = {
   maxFrameBytes: 32 * 1024 * 1024,
   maxInFlight: 1024,
+  maxWaitingBytes: 64 * 1024 * 1024,
   maxBufferedBytes: 64 * 1024 * 1024,
   maxConsumers: 1024,
   helloTimeoutMs: 10_000,
@@ -47,6 +64,9 @@ export class Connection {
   private readonly parser: FrameParser
   private greeted = false
   private inFlight = 0
+  /** Appends waiting for room or a rate slot, by request id: their cancel switch. */
+  private readonly waiting = new Map<number, AbortController>()
+  private waitingBytes = 0
   private paused = false
   private closed = false
   private corked = false
@@ -140,31 +160,58 @@ export class Connection {
     const op = body[0]
     if (!isOp(op)) malformed(`request: unknown operation ${JSON.stringify(op)}`)
     const args = asObject(body[1] ?? {}, `${op} arguments`)
-    this.inFlight++
-    if (this.inFlight >= this.limits.maxInFlight && !this.paused) {
-      this.paused = true
-      this.socket.pause()
-    }
-    this.handle(op, args).then(
-      (result) => this.respond(frame.id, [true, result]),
+    const request: Running = { id: frame.id, waiting: false, cancel: null, bytes: 0 }
+    this.busier(1)
+    this.handle(op, args, request).then(
+      (result) => this.respond(request, [true, result]),
       (err: unknown) => {
-        const error = err instanceof SluiceError ? err : asSluiceError(err)
+        // A waiting append stopped by the broker (too many waiting) fails with the reason it was given.
+        const reason: unknown = request.cancel?.signal.aborted === true ? request.cancel.signal.reason : undefined
+        const error = reason instanceof SluiceError ? reason : err instanceof SluiceError ? err : asSluiceError(err)
         if (error.code === ErrorCode.Protocol) {
           this.goodbye(error)
           return
         }
-        this.respond(frame.id, [false, error.toJSON()])
+        this.respond(request, [false, error.toJSON()])
       },
     )
   }
 
-  private respond(id: number, body: unknown): void {
-    this.inFlight--
-    if (this.paused && this.inFlight < this.limits.maxInFlight / 2) {
+  /** Counts requests being worked on; pauses reading past the limit and resumes below half of it. */
+  private busier(by: number): void {
+    this.inFlight += by
+    if (!this.paused && this.inFlight >= this.limits.maxInFlight) {
+      this.paused = true
+      this.socket.pause()
+    } else if (this.paused && this.inFlight < this.limits.maxInFlight / 2) {
       this.paused = false
       this.socket.resume()
     }
-    this.send(FrameKind.Response, id, body)
+  }
+
+  /** An append started waiting: it stops counting as busy (acks behind it must get through), and may be cancelled. */
+  private startedWaiting(request: Running): void {
+    if (request.waiting || request.cancel === null) return
+    request.waiting = true
+    this.waiting.set(request.id, request.cancel)
+    this.waitingBytes += request.bytes
+    this.busier(-1)
+    if (this.waitingBytes > this.limits.maxWaitingBytes) {
+      request.cancel.abort(
+        new QueueFullError(
+          `this connection's publishes waiting for room or a rate slot hold more than ${this.limits.maxWaitingBytes} bytes; nothing was stored, retry later`,
+          1000,
+        ),
+      )
+    }
+  }
+
+  private respond(request: Running, body: unknown): void {
+    if (request.waiting) {
+      this.waiting.delete(request.id)
+      this.waitingBytes -= request.bytes
+    } else this.busier(-1)
+    this.send(FrameKind.Response, request.id, body)
     if (this.inFlight === 0) {
       for (const wake of this.idleWaiters.splice(0)) wake()
     }
@@ -177,7 +224,7 @@ export class Connection {
     return consumer
   }
 
-  private async handle(op: string, args: Record<string, unknown>): Promise<unknown> {
+  private async handle(op: string, args: Record<string, unknown>, request: Running): Promise<unknown> {
     const d = this.driver
     switch (op) {
       case Op.CreateTopic:
@@ -191,7 +238,19 @@ export class Connection {
         return null
       case Op.Append: {
         const records = asArray(args['records'], 'records').map(decodeAppendRecord)
-        return d.append(asString(args['topic'], 'topic'), records)
+        const timeoutMs = args['timeoutMs']
+        request.cancel = new AbortController()
+        for (const r of records) request.bytes += r.payload.length + 64
+        return d.append(asString(args['topic'], 'topic'), records, {
+          timeoutMs: timeoutMs === undefined || timeoutMs === null ? undefined : asInt(timeoutMs, 'timeoutMs'),
+          signal: request.cancel.signal,
+          onWait: () => this.startedWaiting(request),
+        })
+      }
+      case Op.Cancel: {
+        // Unknown ids are fine: the append may have finished before the cancel arrived.
+        this.waiting.get(asInt(args['request'], 'request id'))?.abort()
+        return null
       }
       case Op.Read: {
         const records = await d.read(
@@ -213,8 +272,13 @@ export class Connection {
       case Op.DeleteSubscription:
         await d.deleteSubscription(asString(args['topic'], 'topic'), asString(args['subscription'], 'subscription'))
         return null
-      case Op.Stats:
-        return d.stats(asString(args['topic'], 'topic'))
+      case Op.Stats: {
+        const target = args['targetTimeToEmptyMs']
+        return d.stats(
+          asString(args['topic'], 'topic'),
+          target === undefined ? {} : { targetTimeToEmptyMs: asInt(target, 'targetTimeToEmptyMs') },
+        )
+      }
       case Op.OpenConsumer:
         return this.openConsumer(args)
       case Op.CloseConsumer: {
@@ -340,6 +404,8 @@ export class Connection {
     this.closed = true
     const consumers = [...this.consumers.values()]
     this.consumers.clear()
+    // Nobody is left to answer: waiting publishes end unstored (a client that reconnects sends them again).
+    for (const cancel of this.waiting.values()) cancel.abort()
     for (const wake of this.idleWaiters.splice(0)) wake()
     await Promise.all(consumers.map((c) => c.close().catch(() => undefined)))
     this.onClose(this)

@@ -11,12 +11,12 @@ export function sharedDriver(driver: Driver): Driver {
     describeTopic: (name) => driver.describeTopic(name),
     listTopics: () => driver.listTopics(),
     deleteTopic: (name) => driver.deleteTopic(name),
-    append: (topic, records) => driver.append(topic, records),
+    append: (topic, records, options) => driver.append(topic, records, options),
     read: (topic, partition, from, max) => driver.read(topic, partition, from, max),
     openConsumer: (topic, subscription, config) => driver.openConsumer(topic, subscription, config),
     peek: (topic, subscription, max) => driver.peek(topic, subscription, max),
     deleteSubscription: (topic, subscription) => driver.deleteSubscription(topic, subscription),
-    stats: (topic) => driver.stats(topic),
+    stats: (topic, options) => driver.stats(topic, options),
     close: () => Promise.resolve(),
   }
 }

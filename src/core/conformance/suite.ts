@@ -1,5 +1,6 @@
 import { describe } from 'node:test'
 import { atLeastOnceCases } from './cases/at-least-once.ts'
+import { backpressureCases } from './cases/backpressure.ts'
 import { atMostOnceCases } from './cases/at-most-once.ts'
 import { delayedCases } from './cases/delayed.ts'
 import { exactlyOnceCases, transactionCases } from './cases/exactly-once.ts'
@@ -24,6 +25,7 @@ export function runConformance(target: ConformanceTarget): void {
     restartCases(target)
     exactlyOnceCases(target)
     transactionCases(target)
+    backpressureCases(target)
   })
 }
 

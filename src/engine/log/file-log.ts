@@ -37,7 +37,10 @@ export interface FileLogOptions {
   readonly dir: string
   readonly fs: FileSystem
   readonly clock: Clock
-  readonly durability: 'fsync' | 'interval'
+  /** `none`: written, never fsynced (the spill files of memory topics, which are gone on restart anyway). */
+  readonly durability: 'fsync' | 'interval' | 'none'
+  /** The first offset of a new, empty log (default 0). */
+  readonly initialOffset?: number
   readonly fsyncIntervalMs: number
   readonly segmentBytes: number
   /** Bytes of recent records kept in memory for reads. */
@@ -186,7 +189,7 @@ export class FileLog implements PartitionLog {
       .map(Number)
       .sort((a, b) => a - b)
     if (bases.length === 0) {
-      await this.createSegment(0)
+      await this.createSegment(this.options.initialOffset ?? 0)
       return
     }
     for (let i = 0; i < bases.length; i++) {

@@ -66,6 +66,18 @@ export class RecordCache {
     return out
   }
 
+  /** The oldest batches, whole, up to about `maxBytes` (at least one). */
+  oldestBatches(maxBytes: number): LogRecord[] {
+    const out: LogRecord[] = []
+    let bytes = 0
+    for (let c = this.head; c < this.chunks.length && (out.length === 0 || bytes < maxBytes); c++) {
+      const chunk = this.chunks[c]!
+      for (const record of chunk.records) out.push(record)
+      bytes += chunk.bytes
+    }
+    return out
+  }
+
   /** Drops whole batches that end at or before `offset` (retention). */
   dropBefore(offset: number): void {
     while (this.head < this.chunks.length) {

@@ -2,6 +2,7 @@ import { backoffDelay } from '../../core/backoff.ts'
 import type { Clock } from '../../core/clock.ts'
 import { asSluiceError, ErrorCode, sluiceError } from '../../core/errors.ts'
 import { Heap } from '../../core/heap.ts'
+import { MovingRate } from '../../core/rate.ts'
 import { DeliveryGuarantee, Ordering, type ConsumerConfig, type LeasedRecord, type LeaseRef } from '../../core/types.ts'
 import type { PartitionLog } from '../log/partition-log.ts'
 import type { LogRecord } from '../log/record.ts'
@@ -37,6 +38,8 @@ export interface DispatcherHost {
   persist(ops: StateOp[]): Promise<void>
   /** Writes state operations to the OS without waiting for an fsync (a process crash keeps them, power loss may not). */
   persistUnsynced(ops: StateOp[]): Promise<void>
+  /** Messages were acknowledged (the backlog may have shrunk). */
+  progressed(count: number): void
   /** Appends a message that ran out of attempts to the dead-letter topic. */
   deadLetter(
     record: LogRecord,
@@ -138,6 +141,8 @@ export class Dispatcher {
   private readError: unknown = null
   private readonly unsubscribes: (() => void)[] = []
   readonly counters = { acked: 0, redeliveries: 0, deadLettered: 0, dropped: 0, expiredUnread: 0 }
+  /** Acknowledgements per second, a moving average over a minute. */
+  readonly processingRate: MovingRate
 
   constructor(
     readonly state: SubscriptionState,
@@ -145,6 +150,7 @@ export class Dispatcher {
     private readonly maxWindow: number = 2048,
     private readonly maxWindowBytes: number = 8 * 1024 * 1024,
   ) {
+    this.processingRate = new MovingRate(host.clock.now(), 60_000)
     this.queues = state.partitions.map((partitionState, index) => ({
       index,
       state: partitionState,
@@ -314,6 +320,7 @@ export class Dispatcher {
     this.remove(entry)
     q.state.acks.add(entry.offset)
     this.counters.acked++
+    this.acked(1)
     return this.host.persist([
       { t: 'ack', topic: this.topic, sub: this.name, p: entry.partition, r: [entry.offset, entry.offset + 1] },
     ])
@@ -401,6 +408,7 @@ export class Dispatcher {
         entry.preAcked = true
         this.queues[entry.partition]!.state.acks.add(entry.offset)
         this.counters.acked++
+        this.acked(1)
         const list = byPartition.get(entry.partition) ?? []
         list.push(entry.offset)
         byPartition.set(entry.partition, list)
@@ -489,6 +497,7 @@ export class Dispatcher {
       offsets.set(ref.partition, list)
     }
     if (offsets.size === 0) return Promise.resolve(results)
+    this.acked(refs.length)
     const ops: StateOp[] = [...offsets].map(([p, list]) => ({
       t: 'ack',
       topic: this.topic,
@@ -665,13 +674,27 @@ export class Dispatcher {
 
   // --- retention, stats, close ---
 
+  private acked(count: number): void {
+    this.processingRate.add(count, this.now())
+    this.host.progressed(count)
+  }
+
   /** Retention deleted everything below `startOffset` in a partition: what was unread is counted, then forgotten. */
   retentionDeleted(partition: number, startOffset: number): void {
+    this.skipTo(partition, startOffset, 'expiredUnread')
+  }
+
+  /** drop-oldest evicted everything below `before` in a partition: counted as dropped, never delivered. */
+  evicted(partition: number, before: number): void {
+    this.skipTo(partition, before, 'dropped')
+  }
+
+  private skipTo(partition: number, startOffset: number, counter: 'expiredUnread' | 'dropped'): void {
     const q = this.queues[partition]!
     const before = q.state.acks.floor
     const unread = q.state.acks.advanceTo(startOffset)
     if (unread === 0 && before >= startOffset) return
-    this.counters.expiredUnread += unread
+    this.counters[counter] += unread
     for (const entry of [...q.window.values()]) if (entry.offset < startOffset) this.remove(entry)
     for (const offset of [...q.state.attempts.keys()]) if (offset < startOffset) q.state.attempts.delete(offset)
     q.cursor = Math.max(q.cursor, startOffset)
@@ -757,6 +780,7 @@ export class Dispatcher {
     this.remove(entry)
     this.queues[entry.partition]!.state.acks.add(entry.offset)
     this.counters.acked++
+    this.acked(1)
   }
 
   /** Stops dispatching: waiting lease calls fail with CLOSED. */

@@ -35,6 +35,8 @@ export interface EngineServices {
   append(topic: string, records: readonly AppendRecord[]): Promise<Receipt[]>
   /** Throws what append would refuse (unknown topic, too large), without storing anything. */
   checkAppend(topic: string, records: readonly AppendRecord[]): void
+  /** A subscription of `topic` acknowledged `count` messages. */
+  progressed(topic: Topic, count: number): void
 }
 
 /**
@@ -44,6 +46,8 @@ export interface EngineServices {
  */
 export class SubscriptionRegistry {
   private readonly states = new Map<string, Map<string, SubscriptionState>>()
+  /** Per topic and partition, the offset below which drop-oldest evicted everything. */
+  private readonly dropFloors = new Map<string, number[]>()
   /** Transactions journaled whose outputs are not all stored yet, by id. */
   private readonly pendingTx = new Map<string, Extract<StateOp, { t: 'tx' }>>()
   /** Recent commits by transaction id, so a repeated commit gets the first outcome. */
@@ -112,6 +116,7 @@ export class SubscriptionRegistry {
         return
       case 'drop-topic':
         this.states.delete(op.topic)
+        this.dropFloors.delete(op.topic)
         return
       case 'tx': {
         const partition = subs?.get(op.sub)?.partitions[op.p]
@@ -124,6 +129,12 @@ export class SubscriptionRegistry {
       case 'tx-done':
         this.pendingTx.delete(op.id)
         return
+      case 'evict': {
+        const floors = this.dropFloors.get(op.topic) ?? []
+        floors[op.p] = Math.max(floors[op.p] ?? 0, op.before)
+        this.dropFloors.set(op.topic, floors)
+        return
+      }
     }
   }
 
@@ -141,6 +152,9 @@ export class SubscriptionRegistry {
     }
     // Transactions whose outputs are not all stored yet must survive the snapshot.
     ops.push(...this.pendingTx.values())
+    for (const [topic, floors] of this.dropFloors) {
+      floors.forEach((before, p) => ops.push({ t: 'evict', topic, p, before }))
+    }
     return ops
   }
 
@@ -168,6 +182,7 @@ export class SubscriptionRegistry {
       clock: this.services.clock,
       logs: topic.logs,
       persist: (ops) => this.persist(topic, ops, state.delivery === DeliveryGuarantee.ExactlyOnce),
+      progressed: (count) => this.services.progressed(topic, count),
       persistUnsynced: (ops) =>
         this.journal === null || topic.info.durability === Durability.Memory
           ? Promise.resolve()
@@ -225,7 +240,9 @@ export class SubscriptionRegistry {
     }
     let dispatcher = this.dispatcher(topic.name, name)
     if (dispatcher === undefined) {
-      const floors = topic.logs.map((log) => (config.startAt === StartAt.Latest ? log.endOffset : log.startOffset))
+      const floors = topic.logs.map((log, p) =>
+        config.startAt === StartAt.Latest ? log.endOffset : Math.max(log.startOffset, this.dropFloor(topic, p)),
+      )
       const state = newSubscriptionState(topic.name, name, config.ordering, config.delivery, floors)
       await this.persist(topic, stateAsOps(state))
       let subs = this.states.get(topic.name)
@@ -367,7 +384,9 @@ export class SubscriptionRegistry {
     const out: StoredRecord[] = []
     for (let p = 0; p < topic.logs.length && out.length < max; p++) {
       const log = topic.logs[p]!
-      for (const record of await log.read(log.startOffset, max - out.length)) out.push(toStoredRecord(record, p))
+      for (const record of await log.read(Math.max(log.startOffset, this.dropFloor(topic, p)), max - out.length)) {
+        out.push(toStoredRecord(record, p))
+      }
     }
     return out
   }
@@ -401,16 +420,48 @@ export class SubscriptionRegistry {
     }
     this.dispatchers.delete(topic.name)
     this.states.delete(topic.name)
+    this.dropFloors.delete(topic.name)
     await this.persist(topic, [{ t: 'drop-topic', topic: topic.name }])
   }
 
-  /** Per partition, the offset below which every subscription has acknowledged; null without subscriptions. */
+  /**
+   * Per partition, the offset below which nothing is needed any more: every
+   * subscription acknowledged it (or drop-oldest evicted it); null when
+   * nothing says so (no subscriptions, nothing evicted).
+   */
   consumedBefore(topic: Topic, partition: number): number | null {
+    const evicted = this.dropFloor(topic, partition)
     const map = this.dispatchers.get(topic.name)
-    if (map === undefined || map.size === 0) return null
+    if (map === undefined || map.size === 0) return evicted > 0 ? evicted : null
     let floor = Infinity
     for (const dispatcher of map.values()) floor = Math.min(floor, dispatcher.floor(partition))
-    return floor
+    return Math.max(floor, evicted)
+  }
+
+  subscriptionCount(topic: Topic): number {
+    return this.dispatchers.get(topic.name)?.size ?? 0
+  }
+
+  /** The first offset of the backlog of a partition: its oldest message some subscription still needs. */
+  backlogHead(topic: Topic, partition: number): number {
+    const log = topic.logs[partition]!
+    return Math.max(log.startOffset, this.consumedBefore(topic, partition) ?? log.startOffset)
+  }
+
+  /** Everything below this was evicted by drop-oldest. */
+  dropFloor(topic: Topic, partition: number): number {
+    return this.dropFloors.get(topic.name)?.[partition] ?? 0
+  }
+
+  /** drop-oldest evicts a partition's messages below `before`: for reads, new subscriptions and every subscription. */
+  async evict(topic: Topic, partition: number, before: number): Promise<void> {
+    const floors = this.dropFloors.get(topic.name) ?? []
+    floors[partition] = Math.max(floors[partition] ?? 0, before)
+    this.dropFloors.set(topic.name, floors)
+    for (const dispatcher of this.dispatchers.get(topic.name)?.values() ?? []) dispatcher.evicted(partition, before)
+    if (this.journal !== null && topic.info.durability !== Durability.Memory) {
+      await this.journal.append([{ t: 'evict', topic: topic.name, p: partition, before }], false)
+    }
   }
 
   /** Retention deleted a partition's data below `startOffset`. */
@@ -419,21 +470,32 @@ export class SubscriptionRegistry {
       dispatcher.retentionDeleted(partition, startOffset)
   }
 
-  async stats(topic: Topic): Promise<SubscriptionStats[]> {
+  async stats(topic: Topic, arrivalRate: number, targetTimeToEmptyMs: number): Promise<SubscriptionStats[]> {
     const out: SubscriptionStats[] = []
     const now = this.services.clock.now()
     for (const dispatcher of this.dispatchers.get(topic.name)?.values() ?? []) {
       const oldest = await dispatcher.oldestUnackedTimestamp()
+      const depth = dispatcher.depth()
+      const processingRate = dispatcher.processingRate.perSecond(now)
+      const consumers = dispatcher.holders.size
+      const perConsumer = consumers > 0 ? processingRate / consumers : processingRate
       out.push({
         subscription: dispatcher.name,
         ordering: dispatcher.state.ordering,
         delivery: dispatcher.state.delivery,
-        depth: dispatcher.depth(),
+        depth,
         inFlight: dispatcher.inFlight,
         delayed: dispatcher.delayedCount,
         consumers: dispatcher.holders.size,
         ...dispatcher.counters,
         oldestUnackedAgeMs: oldest === null ? null : Math.max(0, now - oldest),
+        arrivalRate,
+        processingRate,
+        timeToEmptyMs: depth === 0 ? 0 : processingRate > 0 ? Math.round((depth / processingRate) * 1000) : null,
+        recommendedConsumers:
+          perConsumer > 0
+            ? Math.max(depth > 0 ? 1 : 0, Math.ceil((arrivalRate + depth / (targetTimeToEmptyMs / 1000)) / perConsumer))
+            : null,
       })
     }
     return out.sort((a, b) => a.subscription.localeCompare(b.subscription))

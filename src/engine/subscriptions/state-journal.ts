@@ -68,6 +68,8 @@ export type StateOp =
       readonly out: readonly { readonly topic: string; readonly records: readonly TxRecord[] }[]
     }
   | { readonly t: 'tx-done'; readonly id: string; readonly topic: string }
+  /** drop-oldest evicted everything below `before` in partition `p` (for every subscription, and for reads). */
+  | { readonly t: 'evict'; readonly topic: string; readonly p: number; readonly before: number }
   | { readonly t: 'drop-sub'; readonly topic: string; readonly sub: string }
   | { readonly t: 'drop-topic'; readonly topic: string }
 

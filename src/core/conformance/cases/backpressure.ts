@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { ErrorCode, QueueFullError, RateLimitedError, SluiceError } from '../../errors.ts'
+import type { Message } from '../../message.ts'
+import type { ConformanceTarget } from '../target.ts'
+import { eventually, publishMany, turns, uniqueName } from '../helpers.ts'
+
+function code(expected: string) {
+  return (err: unknown): boolean => {
+    assert.ok(err instanceof SluiceError, `expected a SluiceError, got ${String(err)}`)
+    assert.equal(err.code, expected, err.message)
+    return true
+  }
+}
+
+async function ackFirst(
+  sluice: import('../../sluice.ts').Sluice,
+  topic: string,
+  subscription: string,
+  n: number,
+): Promise<void> {
+  const sub = await sluice.subscribe(topic, subscription, { prefetch: 0, ordering: 'partition' })
+  const it = sub[Symbol.asyncIterator]()
+  for (let i = 0; i < n; i++) await ((await it.next()).value as Message).ack()
+  await sub.close()
+}
+
+export function backpressureCases(target: ConformanceTarget): void {
+  test("maxMessages with 'reject': exactly the limit is stored, the next throws QUEUE_FULL with retryAfterMs; acknowledgements make room", async (t) => {
+    const { sluice } = await target.open(t)
+    const topic = uniqueName('bounded')
+    await sluice.createTopic(topic, { limits: { maxMessages: 1000, overflow: 'reject' } })
+    await publishMany(
+      sluice,
+      topic,
+      Array.from({ length: 1000 }, (_, i) => ({ data: i })),
+    )
+    await assert.rejects(sluice.publish(topic, 1000), (err: unknown) => {
+      code(ErrorCode.QueueFull)(err)
+      assert.ok(err instanceof QueueFullError)
+      assert.ok(err.retryAfterMs > 0, `retryAfterMs ${err.retryAfterMs}`)
+      return true
+    })
+    await assert.rejects(sluice.publishBatch(topic, [{ data: 'a' }, { data: 'b' }]), code(ErrorCode.QueueFull))
+    const stats = await sluice.stats(topic)
+    assert.equal(stats.messages, 1000, 'nothing of the refused publishes was stored')
+    assert.equal(stats.backlog, 1000)
+    assert.equal(stats.rejected, 3)
+    await ackFirst(sluice, topic, 's', 10)
+    await publishMany(
+      sluice,
+      topic,
+      Array.from({ length: 10 }, (_, i) => ({ data: 1000 + i })),
+    )
+    await assert.rejects(sluice.publish(topic, 'one too many'), code(ErrorCode.QueueFull))
+  })
+
+  test("maxBytes with 'reject' bounds the backlog's stored bytes", async (t) => {
+    const { sluice } = await target.open(t)
+    const topic = uniqueName('bytes')
+    await sluice.createTopic(topic, { limits: { maxBytes: 100_000 } })
+    let stored = 0
+    for (;;) {
+      try {
+        await sluice.publish(topic, Buffer.alloc(1024, 1))
+        stored++
+      } catch (err) {
+        code(ErrorCode.QueueFull)(err)
+        break
+      }
+      assert.ok(stored < 200, 'never filled up')
+    }
+    const stats = await sluice.stats(topic)
+    const perMessage = stats.bytes / stats.messages
+    assert.equal(stats.messages, stored)
+    assert.ok(stats.bytes <= 100_000, `${stats.bytes} bytes stored`)
+    assert.ok(stats.bytes + perMessage > 100_000, 'filled up to the limit')
+  })
+
+  test("'block' waits for room and resumes as soon as there is some; it times out or aborts cleanly", async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const topic = uniqueName('block')
+    await sluice.createTopic(topic, { limits: { maxMessages: 5, overflow: 'block' } })
+    await publishMany(
+      sluice,
+      topic,
+      Array.from({ length: 5 }, (_, i) => ({ data: i })),
+    )
+    let done = false
+    const blocked = sluice.publish(topic, 'waits', { timeoutMs: 60_000 }).then((r) => {
+      done = true
+      return r
+    })
+    await turns(30)
+    assert.equal(done, false, 'a publish into a full topic went through')
+    await ackFirst(sluice, topic, 's', 1)
+    const receipt = await blocked
+    assert.equal(receipt.offset, 5)
+    // Full again: a short timeout ends the wait with TIMEOUT, nothing stored.
+    const timingOut = assert.rejects(sluice.publish(topic, 'gives up', { timeoutMs: 500 }), code(ErrorCode.Timeout))
+    await turns(10)
+    await instance.advance(600)
+    await timingOut
+    const controller = new AbortController()
+    const aborted = assert.rejects(
+      sluice.publish(topic, 'aborted', { signal: controller.signal }),
+      code(ErrorCode.Aborted),
+    )
+    await turns(10)
+    controller.abort()
+    await aborted
+    await turns(10)
+    assert.equal((await sluice.stats(topic)).messages, 6)
+  })
+
+  test("'drop-oldest' evicts exactly the oldest, counts them, never delivers them, and dead-letters them if asked", async (t) => {
+    const { sluice } = await target.open(t)
+    const topic = uniqueName('drop')
+    const dlq = `${topic}.evicted`
+    await sluice.createTopic(topic, { limits: { maxMessages: 100, overflow: 'drop-oldest', deadLetter: dlq } })
+    // A subscription that exists while the evictions happen (it holds no leases: prefetch 0, never iterated).
+    const watcher = await sluice.subscribe(topic, 'late', { prefetch: 0 })
+    // In batches of 10: each later batch evicts the 10 oldest.
+    for (let i = 0; i < 150; i += 10) {
+      await sluice.publishBatch(
+        topic,
+        Array.from({ length: 10 }, (_, j) => ({ data: i + j })),
+      )
+    }
+    const stats = await sluice.stats(topic)
+    assert.equal(stats.dropped, 50)
+    assert.equal(stats.backlog, 100)
+    assert.equal(stats.subscriptions.find((s) => s.subscription === 'late')!.dropped, 50)
+    const seen: number[] = []
+    await sluice.subscribe<number>(topic, 'fresh', (m) => void seen.push(m.data), { ordering: 'partition' })
+    const late: number[] = []
+    await watcher.close()
+    await sluice.subscribe<number>(topic, 'late', (m) => void late.push(m.data), { ordering: 'partition' })
+    await eventually('both subscriptions to get the 100 kept', () => seen.length === 100 && late.length === 100)
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 100 }, (_, i) => 50 + i),
+    )
+    assert.deepEqual(late, seen, 'the evicted are never delivered, also to a subscription that existed before')
+    const evicted = await sluice.read<number>(dlq, 0, 0, 100)
+    assert.deepEqual(
+      evicted.map((m) => m.data),
+      Array.from({ length: 50 }, (_, i) => i),
+    )
+  })
+
+  test('a rate limit of 1,000/s with burst 100: no 1-second window holds more; reject says when to retry, wait delays', async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const rejecting = uniqueName('rate-reject')
+    await sluice.createTopic(rejecting, { rateLimit: { perSecond: 1000, burst: 100, onLimit: 'reject' } })
+    let accepted = 0
+    let refusal: RateLimitedError | null = null
+    for (let i = 0; i < 2000 && refusal === null; i++) {
+      try {
+        await sluice.publish(rejecting, i)
+        accepted++
+      } catch (err) {
+        code(ErrorCode.RateLimited)(err)
+        refusal = err as RateLimitedError
+      }
+    }
+    assert.equal(accepted, 1100)
+    assert.ok(
+      refusal !== null && refusal.retryAfterMs > 0 && refusal.retryAfterMs <= 1000,
+      `retryAfterMs ${refusal?.retryAfterMs}`,
+    )
+    await instance.advance(1000)
+    await sluice.publish(rejecting, 'after a second')
+
+    const waiting = uniqueName('rate-wait')
+    await sluice.createTopic(waiting, { rateLimit: { perSecond: 1000, burst: 100, onLimit: 'wait' } })
+    const receipts = Array.from({ length: 3300 }, (_, i) => sluice.publish(waiting, i, { timeoutMs: 60_000 }))
+    let settled = 0
+    for (const r of receipts) void r.then(() => settled++)
+    await eventually('the first 1,100 go at once', () => settled >= 1100)
+    // A round trip after them: anything else admitted without the clock moving would have settled by now.
+    await sluice.stats(waiting)
+    await turns(30)
+    assert.equal(settled, 1100, 'the first 1,100 go at once, the rest wait')
+    for (let s = 0; s < 3; s++) {
+      await instance.advance(1000, 100)
+      await turns(30)
+    }
+    await Promise.all(receipts)
+    const stored = await sluice.read(waiting, 0, 0, 10_000)
+    assert.equal(stored.length, 3300)
+    for (const m of stored) {
+      const inWindow = stored.filter((o) => o.timestamp > m.timestamp - 1000 && o.timestamp <= m.timestamp).length
+      assert.ok(inWindow <= 1100, `${inWindow} stored in the second before offset ${m.offset}`)
+    }
+  })
+
+  test('stats match a scripted scenario: published, acknowledged, depth, in flight, dead-lettered, dropped, rejected', async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const topic = uniqueName('figures')
+    await sluice.createTopic(topic, { limits: { maxMessages: 40, overflow: 'reject' } })
+    await publishMany(
+      sluice,
+      topic,
+      Array.from({ length: 40 }, (_, i) => ({ data: i })),
+    )
+    await assert.rejects(sluice.publish(topic, 'refused'), code(ErrorCode.QueueFull))
+    const sub = await sluice.subscribe<number>(topic, 'work', {
+      prefetch: 0,
+      maxAttempts: 1,
+      deadLetter: `${topic}.dlq`,
+    })
+    const it = sub[Symbol.asyncIterator]()
+    for (let i = 0; i < 10; i++) await ((await it.next()).value as Message).ack()
+    for (let i = 0; i < 3; i++) await ((await it.next()).value as Message).nack()
+    const held = (await it.next()).value as Message
+    await eventually('the dead letters', async () => (await sluice.stats(topic)).subscriptions[0]!.deadLettered === 3)
+    const stats = await sluice.stats(topic)
+    const s = stats.subscriptions[0]!
+    assert.equal(stats.published, 40)
+    assert.equal(stats.rejected, 1)
+    assert.equal(stats.dropped, 0)
+    assert.equal(stats.messages, 40)
+    assert.equal(s.acked, 10 + 3, 'dead-lettered messages are done for the subscription')
+    assert.equal(s.deadLettered, 3)
+    assert.equal(s.inFlight, 1)
+    assert.equal(s.depth, 40 - 13)
+    assert.equal(stats.backlog, 40 - 13)
+    assert.equal(s.consumers, 1)
+    assert.ok(s.oldestUnackedAgeMs !== null)
+    assert.equal(held.data, 13)
+  })
+}
