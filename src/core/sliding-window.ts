@@ -69,6 +69,21 @@ export class SlidingWindow {
     this.length++
   }
 
+  /** Gives back `count` events taken at `at` (the publish that took them was not stored after all). */
+  give(count: number, at: number): void {
+    for (let i = this.length - 1; i >= 0; i--) {
+      const slot = (this.head + i) % this.times.length
+      const time = this.times[slot]!
+      if (time < at) return
+      if (time === at) {
+        const back = Math.min(count, this.counts[slot]!)
+        this.counts[slot] = this.counts[slot]! - back
+        this.total -= back
+        return
+      }
+    }
+  }
+
   private grow(): void {
     const times = new Float64Array(this.times.length * 2)
     const counts = new Float64Array(this.times.length * 2)

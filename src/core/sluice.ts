@@ -161,8 +161,9 @@ export class Sluice {
       await this.driver.createTopic(topic, {})
       return this.append(topic, records, options)
     }
-    // The caller's own timeoutMs ran out (waiting for room or for the rate limit): retrying would outlive it.
-    if (options.timeoutMs !== undefined && hasCode(err, ErrorCode.Timeout)) throw err
+    // A wait for room or a rate slot ran out (the caller's timeoutMs, or the default): retrying would outlive it.
+    if (hasCode(err, ErrorCode.Timeout) && (options.timeoutMs !== undefined || err.details['waitedFor'] !== undefined))
+      throw err
     const backpressure = hasCode(err, ErrorCode.QueueFull) || hasCode(err, ErrorCode.RateLimited)
     const policy = backpressure ? this.backpressureRetry : this.publishRetry
     if (policy === null || policy.maxAttempts <= 1 || !(backpressure || isTransient(err))) throw err

@@ -54,6 +54,9 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
   private cancelAutoscale: (() => void) | null = null
   private handled = 0
   private busyMs = 0
+  /** Sum over time of the handlers running (handler-ms) since the last evaluation, and when it was last brought up to date. */
+  private busyIntegralMs = 0
+  private busyChangedAt = 0
   /** Leased, not yet started. */
   private buffer: LeasedMessage<T>[] = []
   private readonly running = new Set<LeasedMessage<T>>()
@@ -170,6 +173,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
     while (!this.stopping && this.running.size < this.concurrencyNow && this.buffer.length > 0) {
       const message = this.buffer.shift()!
       if (message.lost) continue
+      if (this.autoscaler !== null) this.noteBusy()
       this.running.add(message)
       void this.handle(message)
     }
@@ -185,6 +189,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
     }
     this.handled++
     this.busyMs += this.settings.clock.now() - started
+    if (this.autoscaler !== null) this.noteBusy()
     // The handler is done: its slot goes to the next message while the ack or nack is recorded.
     this.running.delete(message)
     this.startHandlers()
@@ -226,18 +231,27 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
 
   // --- autoscaling ---
 
+  /** Adds handler-time to the busy integral up to now (call before the number of running handlers changes). */
+  private noteBusy(now = this.settings.clock.now()): void {
+    this.busyIntegralMs += this.running.size * (now - this.busyChangedAt)
+    this.busyChangedAt = now
+  }
+
   private scheduleAutoscale(): void {
     const everyMs = 1000
     let lastAt = this.settings.clock.now()
+    this.busyChangedAt = lastAt
     let perHandlerRate: number | null = null
     // Arrivals as counted between evaluations, smoothed over about five of them: the stats' one-minute
     // average would keep a burst that has long been consumed in the figure.
     let lastPublished: number | null = null
     let arrivalRate = 0
     const evaluate = async (): Promise<void> => {
-      const now = this.settings.clock.now()
       const figures = await this.settings.stats().catch(() => undefined)
       if (this.stopping || figures === undefined) return
+      // Everything below is measured over the same span, [lastAt, now).
+      const now = this.settings.clock.now()
+      this.noteBusy(now)
       const stats = figures.subscription
       const intervalMs = Math.max(1, now - lastAt)
       if (lastPublished !== null) {
@@ -251,11 +265,13 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
         depth: stats.depth,
         arrivalRate,
         perHandlerRate,
-        busy: this.busyMs / intervalMs,
+        // Handlers busy on average, long-running ones included (not only those that finished).
+        busy: this.busyIntegralMs / intervalMs,
       })
       lastAt = now
       this.handled = 0
       this.busyMs = 0
+      this.busyIntegralMs = 0
       this.concurrencyNow = decision.to
       if (decision.to > decision.from) {
         this.startHandlers()

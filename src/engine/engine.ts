@@ -187,7 +187,7 @@ export class Engine implements Driver {
     }
     const topic = new Topic(info, logs, topicDir)
     topic.flow = new TopicFlow(info, this.clock, {
-      backlog: () => this.backlog(topic),
+      backlog: (exact: boolean, withBytes: boolean) => this.backlog(topic, exact, withBytes),
       evictOldest: (count) => this.evictOldest(topic, count),
     })
     return topic
@@ -480,12 +480,13 @@ export class Engine implements Driver {
     let bytes = 0
     if (topic.flow.countsBytes) for (const draft of drafts) bytes += encodedSize(draft)
     const producerId = drafts[0]?.producerId
-    if (!topic.flow.tryAdmit(drafts.length, bytes, producerId)) {
+    const now = this.clock.now()
+    if (!topic.flow.tryAdmit(drafts.length, bytes, producerId, now)) {
       await topic.flow.admit(drafts.length, bytes, { ...options, producerId })
     }
     try {
       const receipts = await this.storeNow(topic, drafts)
-      topic.flow.stored(receipts.length)
+      topic.flow.stored(receipts.length, now)
       return receipts
     } finally {
       topic.flow.release(drafts.length, bytes)
@@ -548,6 +549,7 @@ export class Engine implements Driver {
         deleted += result.deletedMessages
         if (result.deletedMessages > 0) this.registry.retentionDeleted(topic, partition, result.startOffset)
       }
+      topic.flow.roomMayHaveAppeared()
     }
     return deleted
   }
@@ -596,7 +598,9 @@ export class Engine implements Driver {
   async deleteSubscription(topicName: string, subscription: string): Promise<void> {
     this.checkOpen()
     checkInternalName('subscription', subscription)
-    await this.serialised(topicName, () => this.registry.deleteSubscription(this.topic(topicName), subscription))
+    const topic = this.topic(topicName)
+    await this.serialised(topicName, () => this.registry.deleteSubscription(topic, subscription))
+    topic.flow.roomMayHaveAppeared()
   }
 
   async stats(topicName: string, options: { targetTimeToEmptyMs?: number } = {}): Promise<TopicStats> {
@@ -615,7 +619,7 @@ export class Engine implements Driver {
       topic: topic.name,
       messages: partitions.reduce((n, p) => n + p.endOffset - p.startOffset, 0),
       bytes: partitions.reduce((n, p) => n + p.bytes, 0),
-      backlog: this.backlog(topic).messages,
+      backlog: this.backlog(topic, true, false).messages,
       publishRate,
       published: topic.flow.published,
       rejected: topic.flow.rejected,
@@ -625,17 +629,22 @@ export class Engine implements Driver {
     }
   }
 
-  /** The backlog a topic's limits bound: messages (and their stored bytes) from each partition's backlog head. */
-  private backlog(topic: Topic): Backlog {
+  /**
+   * The backlog a topic's limits bound, from each partition's backlog head
+   * (its oldest message some subscription has not acknowledged). Messages:
+   * everything from the head (cheap, an upper bound), or counted exactly with
+   * acknowledgements out of order. Bytes: stored bytes from the head, at most
+   * an index interval over per partition, never under.
+   */
+  private backlog(topic: Topic, exact: boolean, withBytes: boolean): Backlog {
     let messages = 0
     let bytes = 0
-    topic.logs.forEach((log, p) => {
-      const n = Math.max(0, log.endOffset - this.registry.backlogHead(topic, p))
-      const stored = log.endOffset - log.startOffset
-      messages += n
-      // Bytes of the backlog, at the partition's mean record size.
-      if (stored > 0) bytes += Math.round((log.bytes * n) / stored)
-    })
+    for (let p = 0; p < topic.logs.length; p++) {
+      const log = topic.logs[p]!
+      const head = this.registry.backlogHead(topic, p)
+      messages += exact ? this.registry.unackedCount(topic, p) : Math.max(0, log.endOffset - head)
+      if (withBytes) bytes += log.bytesFrom(head)
+    }
     return { messages, bytes }
   }
 
@@ -661,17 +670,19 @@ export class Engine implements Driver {
           oldest = h
       }
       if (oldest === undefined) break
+      // Acknowledged by every subscription already (acks out of order): passed over, not evicted.
+      if (!this.registry.ackedByAll(topic, oldest.p, oldest.records[oldest.taken]!.offset)) evicted++
       oldest.taken++
-      evicted++
     }
     for (const h of heads) {
       if (h.taken === 0) continue
       const deadLetter = topic.info.limits.deadLetter
-      if (deadLetter !== null) {
+      const victims = h.records.slice(0, h.taken).filter((r) => !this.registry.ackedByAll(topic, h.p, r.offset))
+      if (deadLetter !== null && victims.length > 0) {
         await this.ensureTopic(deadLetter, topic)
         await this.append(
           deadLetter,
-          h.records.slice(0, h.taken).map((r) => ({
+          victims.map((r) => ({
             id: r.id,
             key: r.key,
             headers: {

@@ -1,8 +1,8 @@
 import type { Clock } from '../core/clock.ts'
 import { ErrorCode, QueueFullError, RateLimitedError, SluiceError, sluiceError } from '../core/errors.ts'
+import { limits } from '../core/limits.ts'
 import { MovingRate } from '../core/rate.ts'
 import { SlidingWindow } from '../core/sliding-window.ts'
-import { limits } from '../core/limits.ts'
 import { OnLimit, Overflow, type TopicInfo } from '../core/types.ts'
 
 /**
@@ -10,9 +10,10 @@ import { OnLimit, Overflow, type TopicInfo } from '../core/types.ts'
  * window per topic or per producer) and the backlog bound (reject, block or
  * drop the oldest), plus the counters and rates that stats report.
  *
- * `admit` runs before an append is stored. It reserves the append's room
- * until the append settles, so that concurrent publishes cannot together
- * overshoot the bound.
+ * An append is admitted before it is stored (`tryAdmit`, else `admit`),
+ * which reserves its room until `release`, so that concurrent publishes
+ * cannot together overshoot the bound. A publish waits (for room or a rate
+ * slot) at most its `timeoutMs` in all, from when it arrived.
  */
 
 export interface Backlog {
@@ -21,8 +22,12 @@ export interface Backlog {
 }
 
 export interface FlowHooks {
-  /** Messages and bytes retained that some subscription has not acknowledged (or all, without subscriptions). */
-  backlog(): Backlog
+  /**
+   * Messages and bytes retained that some subscription has not acknowledged
+   * (or all, without subscriptions). `exact`: count messages acknowledged out
+   * of order as gone (dearer); else an upper bound. Bytes only `withBytes`.
+   */
+  backlog(exact: boolean, withBytes: boolean): Backlog
   /** Evicts the `count` oldest backlog messages; resolves with how many were evicted. */
   evictOldest(count: number): Promise<number>
 }
@@ -31,32 +36,39 @@ export interface AdmitOptions {
   readonly producerId?: string
   readonly timeoutMs?: number
   readonly signal?: AbortSignal
+  /** Called (at most once) when the append starts waiting. */
   readonly onWait?: () => void
 }
+
+/** What a publish that waited too long waited for: `details.waitedFor` of its TIMEOUT, so it is not retried. */
+export type WaitedFor = 'room' | 'rate limit'
 
 interface Waiter {
   readonly messages: number
   readonly bytes: number
-  readonly resolve: () => void
-  readonly reject: (err: SluiceError) => void
+  readonly admit: () => void
 }
 
 export class TopicFlow {
-  /** Messages accepted, rejected (backlog full or rate limited) and dropped (evicted by drop-oldest), since start. */
+  /** Since start: messages accepted; refusals (QUEUE_FULL, RATE_LIMITED, waits timed out), each attempt; evicted by drop-oldest. */
   published = 0
   rejected = 0
   dropped = 0
+  /** Messages accepted per second. */
   readonly publishRate: MovingRate
   /** Messages leaving the backlog (acknowledged by every subscription), for retryAfterMs. */
   readonly drainRate: MovingRate
   private pendingMessages = 0
   private pendingBytes = 0
   private readonly windows = new Map<string, SlidingWindow>()
+  /** Publishes blocked for room, first come first served. */
   private waiters: Waiter[] = []
+  /** Publishes waiting for a rate slot take turns, so a large batch is not starved by small ones. */
   private rateQueue: Promise<void> = Promise.resolve()
-  /** Publishes in or queued for the rate limiter's turn. */
   private rateQueued = 0
-  /** Ends every wait in progress (blocked publishes and rate-limit delays), for close. */
+  /** drop-oldest evictions take turns: two at once would evict the same messages. */
+  private evictions: Promise<void> = Promise.resolve()
+  /** Ends every wait in progress, for close. */
   private readonly endWaits = new Set<(err: SluiceError) => void>()
   private closedWith: SluiceError | null = null
 
@@ -80,14 +92,13 @@ export class TopicFlow {
   }
 
   /**
-   * The fast path of `admit`: when nothing has to wait, evict or be refused,
-   * admits (reserving room) at once and returns true; else false, and
-   * `admit` decides.
+   * The fast path: when nothing has to wait, evict or be refused, admits
+   * (reserving room) at once and returns true; else false, and `admit`
+   * decides. `now` is the caller's clock reading (one per publish).
    */
-  tryAdmit(messages: number, bytes: number, producerId: string | undefined): boolean {
+  tryAdmit(messages: number, bytes: number, producerId: string | undefined, now: number): boolean {
     if (this.closedWith !== null || this.waiters.length > 0 || this.rateQueued > 0) return false
     const window = this.window(producerId)
-    const now = window === null ? 0 : this.clock.now()
     if (window !== null && window.availableAt(messages, now) > now) return false
     if (!this.room(messages, bytes).fits) return false
     window?.take(messages, now)
@@ -101,28 +112,63 @@ export class TopicFlow {
    */
   async admit(messages: number, bytes: number, options: AdmitOptions): Promise<void> {
     if (this.closedWith !== null) throw this.closedWith
-    await this.waitForRate(messages, options)
-    // Reserved by waitForRoom: at once when there is room, or by wake() when a blocked publish gets in.
-    await this.waitForRoom(messages, bytes, options)
+    const deadline = this.clock.now() + (options.timeoutMs ?? limits.defaultPublishWaitMs)
+    let waiting = false
+    const wait: AdmitOptions = {
+      ...options,
+      onWait: () => {
+        if (waiting) return
+        waiting = true
+        options.onWait?.()
+      },
+    }
+    const slot = await this.waitForRate(messages, wait, deadline)
+    try {
+      await this.waitForRoom(messages, bytes, wait, deadline)
+    } catch (err) {
+      // Not stored: its rate slot goes back.
+      if (slot !== null) slot.window.give(messages, slot.at)
+      throw err
+    }
   }
 
-  /** An admitted append settled (stored or failed): its reservation ends. */
+  /** An admitted append settled (stored or failed): its reservation ends, and a blocked publish may fit. */
   release(messages: number, bytes: number): void {
     this.pendingMessages -= messages
     this.pendingBytes -= bytes
+    if (this.waiters.length > 0) this.wake()
   }
 
   /** Counts a stored append. */
-  stored(messages: number): void {
+  stored(messages: number, now = this.clock.now()): void {
     this.published += messages
-    this.publishRate.add(messages, this.clock.now())
+    this.publishRate.add(messages, now)
   }
 
-  /** Messages left the backlog (acknowledged by every subscription, or retention): blocked publishes may fit now. */
+  /** Messages left the backlog (acknowledged by every subscription): blocked publishes may fit now. */
   drained(messages: number): void {
     if (messages > 0) this.drainRate.add(messages, this.clock.now())
     this.wake()
   }
+
+  /** The backlog may have shrunk some other way (retention, a subscription deleted): blocked publishes may fit now. */
+  roomMayHaveAppeared(): void {
+    this.wake()
+  }
+
+  /** Ends every wait with `error` (the topic was deleted or the engine closed); later admits fail with it too. */
+  close(error: SluiceError): void {
+    this.closedWith = error
+    for (const end of [...this.endWaits]) end(error)
+  }
+
+  /** The topic's settings changed (it was recreated): new windows, same counters. */
+  reconfigure(info: TopicInfo): void {
+    this.info = info
+    this.windows.clear()
+  }
+
+  // --- rate limit ---
 
   private window(producerId: string | undefined): SlidingWindow | null {
     const limit = this.info.rateLimit
@@ -136,10 +182,16 @@ export class TopicFlow {
     return window
   }
 
-  private async waitForRate(messages: number, options: AdmitOptions): Promise<void> {
+  /** Takes a rate slot, waiting in turn if the limit says wait; resolves with where it was taken (for a refund). */
+  private async waitForRate(
+    messages: number,
+    options: AdmitOptions,
+    deadline: number,
+  ): Promise<{ window: SlidingWindow; at: number } | null> {
     const window = this.window(options.producerId)
-    if (window === null) return
+    if (window === null) return null
     const limit = this.info.rateLimit!
+    const what = `the rate limit of topic ${JSON.stringify(this.info.name)}`
     if (messages > window.capacity) {
       this.rejected += messages
       throw sluiceError(
@@ -147,47 +199,91 @@ export class TopicFlow {
         `a batch of ${messages} messages can never fit topic ${this.info.name}'s rate limit of ${window.capacity} per second; send smaller batches`,
       )
     }
-    // Waiting publishes queue in order, so a large batch is not starved by small ones.
     if (this.rateQueued > 0) options.onWait?.()
     this.rateQueued++
     const turn = this.rateQueue.then(async () => {
       if (this.closedWith !== null) throw this.closedWith
-      if (options.signal?.aborted === true) throw abortedWhileWaiting(`the rate limit of topic ${this.info.name}`)
-      const now = this.clock.now()
+      if (options.signal?.aborted === true) throw abortedWhileWaiting(what)
+      let now = this.clock.now()
       const at = window.availableAt(messages, now)
       if (at > now) {
         if (limit.onLimit === OnLimit.Reject) {
           this.rejected += messages
           throw new RateLimitedError(
-            `topic ${JSON.stringify(this.info.name)} accepts ${limit.perSecond} messages per second${limit.burst > 0 ? ` (+${limit.burst} burst)` : ''}; retry in ${Math.ceil(at - now)} ms`,
+            `topic ${JSON.stringify(this.info.name)} accepts ${limit.perSecond} messages per second${limit.burst > 0 ? ` (+${limit.burst} burst)` : ''}; nothing was stored, retry in ${Math.ceil(at - now)} ms`,
             Math.ceil(at - now),
             { details: { topic: this.info.name, perSecond: limit.perSecond } },
           )
         }
-        await this.sleep(at - now, messages, options, `the rate limit of topic ${this.info.name}`)
+        await this.sleepUntil(at, messages, options, deadline, what)
+        now = this.clock.now()
       }
-      window.take(messages, this.clock.now())
+      window.take(messages, now)
+      return now
     })
     this.rateQueue = turn.then(
       () => undefined,
       () => undefined,
     )
     try {
-      await untilAborted(turn, options.signal, `the rate limit of topic ${this.info.name}`)
+      return { window, at: await untilAborted(turn, options.signal, what) }
     } finally {
       this.rateQueued--
     }
   }
 
+  /** Sleeps until `at` for a rate slot, or fails now if that is past the deadline. */
+  private sleepUntil(
+    at: number,
+    messages: number,
+    options: AdmitOptions,
+    deadline: number,
+    what: string,
+  ): Promise<void> {
+    if (at > deadline) {
+      this.rejected += messages
+      return Promise.reject(this.timedOut(`${what} would delay this publish past its timeoutMs`, options, 'rate limit'))
+    }
+    if (options.signal?.aborted === true) return Promise.reject(abortedWhileWaiting(what))
+    return new Promise((resolve, reject) => {
+      const settle = (err?: SluiceError): void => {
+        cancel()
+        this.endWaits.delete(settle)
+        options.signal?.removeEventListener('abort', onAbort)
+        if (err === undefined) resolve()
+        else reject(err)
+      }
+      const onAbort = (): void => settle(abortedWhileWaiting(what))
+      const cancel = this.clock.setTimer(() => settle(), at - this.clock.now(), true)
+      options.signal?.addEventListener('abort', onAbort, { once: true })
+      this.endWaits.add(settle)
+      options.onWait?.()
+    })
+  }
+
+  // --- backlog bound ---
+
+  /**
+   * Whether `messages` more fit, counting reservations; `excess`: how many
+   * messages would have to go. The cheap count first, the exact one only
+   * when the cheap one says no.
+   */
   private room(messages: number, bytes: number): { fits: boolean; excess: number } {
     const { maxMessages, maxBytes } = this.info.limits
     if (maxMessages === null && maxBytes === null) return { fits: true, excess: 0 }
-    const backlog = this.hooks.backlog()
+    let room = this.measure(this.hooks.backlog(false, maxBytes !== null), messages, bytes)
+    if (!room.fits && maxMessages !== null)
+      room = this.measure(this.hooks.backlog(true, maxBytes !== null), messages, bytes)
+    return room
+  }
+
+  private measure(backlog: Backlog, messages: number, bytes: number): { fits: boolean; excess: number } {
+    const { maxMessages, maxBytes } = this.info.limits
     const overMessages = maxMessages === null ? 0 : backlog.messages + this.pendingMessages + messages - maxMessages
-    const meanBytes = messages === 0 ? 0 : bytes / messages
     const overBytes = maxBytes === null ? 0 : backlog.bytes + this.pendingBytes + bytes - maxBytes
+    const meanBytes = messages === 0 ? 0 : bytes / messages
     // Messages to make room for: enough to cover whichever bound is exceeded more.
-    const excess = Math.max(overMessages, meanBytes === 0 ? 0 : Math.ceil(overBytes / meanBytes))
+    const excess = Math.max(overMessages, meanBytes === 0 || overBytes <= 0 ? 0 : Math.ceil(overBytes / meanBytes))
     return { fits: overMessages <= 0 && overBytes <= 0, excess: Math.max(0, excess) }
   }
 
@@ -197,7 +293,7 @@ export class TopicFlow {
     return Math.min(60_000, Math.max(10, Math.ceil((excess / perSecond) * 1000)))
   }
 
-  private async waitForRoom(messages: number, bytes: number, options: AdmitOptions): Promise<void> {
+  private async waitForRoom(messages: number, bytes: number, options: AdmitOptions, deadline: number): Promise<void> {
     const { maxMessages, maxBytes, overflow } = this.info.limits
     if (maxMessages === null && maxBytes === null) {
       this.reserve(messages, bytes)
@@ -205,13 +301,14 @@ export class TopicFlow {
     }
     if ((maxMessages !== null && messages > maxMessages) || (maxBytes !== null && bytes > maxBytes)) {
       this.rejected += messages
+      // Waiting or retrying can never help this one: it is the caller's to split, not a full queue.
       throw sluiceError(
-        ErrorCode.QueueFull,
+        ErrorCode.InvalidArgument,
         `a batch of ${messages} messages (${bytes} bytes) is larger than topic ${this.info.name}'s whole backlog limit; send smaller batches`,
-        { details: { topic: this.info.name, retryAfterMs: 0 } },
+        { details: { topic: this.info.name, maxMessages, maxBytes } },
       )
     }
-    let room = this.room(messages, bytes)
+    const room = this.room(messages, bytes)
     if (room.fits && this.waiters.length === 0) {
       this.reserve(messages, bytes)
       return
@@ -226,62 +323,69 @@ export class TopicFlow {
           { details: { topic: this.info.name, maxMessages, maxBytes } },
         )
       }
-      case Overflow.DropOldest: {
-        while (!room.fits) {
-          const evicted = await this.hooks.evictOldest(room.excess)
-          this.dropped += evicted
-          if (evicted === 0) break
-          room = this.room(messages, bytes)
-        }
-        if (!room.fits) {
-          this.rejected += messages
-          throw new QueueFullError(
-            `topic ${this.info.name} is full and its pending publishes leave nothing to evict; retry shortly`,
-            100,
-          )
-        }
-        this.reserve(messages, bytes)
-        return
-      }
+      case Overflow.DropOldest:
+        return this.evictForRoom(messages, bytes)
       case Overflow.Block:
-        await new Promise<void>((resolve, reject) => {
-          const timeoutMs = options.timeoutMs ?? limits.defaultPublishWaitMs
-          const settle = (err?: SluiceError): void => {
-            cancelTimer()
-            this.endWaits.delete(settle)
-            options.signal?.removeEventListener('abort', onAbort)
-            this.waiters = this.waiters.filter((w) => w !== waiter)
-            if (err === undefined) resolve()
-            else reject(err)
-          }
-          const waiter: Waiter = { messages, bytes, resolve: () => settle(), reject: (err) => settle(err) }
-          const cancelTimer = this.clock.setTimer(
-            () => {
-              this.rejected += messages
-              settle(
-                sluiceError(
-                  ErrorCode.Timeout,
-                  `topic ${JSON.stringify(this.info.name)} stayed full for ${timeoutMs} ms; nothing was stored`,
-                  { details: { topic: this.info.name, timeoutMs } },
-                ),
-              )
-            },
-            timeoutMs,
-            true,
-          )
-          const onAbort = (): void =>
-            settle(sluiceError(ErrorCode.Aborted, `publish to ${this.info.name} aborted while waiting for room`))
-          if (options.signal?.aborted === true) {
-            onAbort()
-            return
-          }
-          options.signal?.addEventListener('abort', onAbort, { once: true })
-          this.endWaits.add(settle)
-          this.waiters.push(waiter)
-          this.wake()
-          if (this.waiters.includes(waiter)) options.onWait?.()
-        })
+        return this.blockForRoom(messages, bytes, options, deadline)
     }
+  }
+
+  /** drop-oldest: evicts, one eviction at a time, until the append fits; then reserves its room. */
+  private evictForRoom(messages: number, bytes: number): Promise<void> {
+    const turn = this.evictions.then(async () => {
+      let room = this.room(messages, bytes)
+      while (!room.fits) {
+        const evicted = await this.hooks.evictOldest(room.excess)
+        this.dropped += evicted
+        if (evicted === 0) break
+        room = this.room(messages, bytes)
+      }
+      if (!room.fits) {
+        this.rejected += messages
+        throw new QueueFullError(
+          `topic ${JSON.stringify(this.info.name)} is full of publishes still being stored, which cannot be evicted; nothing was stored, retry shortly`,
+          100,
+        )
+      }
+      this.reserve(messages, bytes)
+    })
+    this.evictions = turn.catch(() => undefined)
+    return turn
+  }
+
+  /** block: waits, first come first served, until the append fits (then it is reserved), the deadline, or an abort. */
+  private blockForRoom(messages: number, bytes: number, options: AdmitOptions, deadline: number): Promise<void> {
+    if (options.signal?.aborted === true) return Promise.reject(this.abortedForRoom())
+    return new Promise<void>((resolve, reject) => {
+      const settle = (err?: SluiceError): void => {
+        cancelTimer()
+        this.endWaits.delete(settle)
+        options.signal?.removeEventListener('abort', onAbort)
+        this.waiters = this.waiters.filter((w) => w !== waiter)
+        if (err === undefined) {
+          resolve()
+          return
+        }
+        reject(err)
+        // It may have been first in line: those behind it may fit.
+        this.wake()
+      }
+      const waiter: Waiter = { messages, bytes, admit: () => settle() }
+      const cancelTimer = this.clock.setTimer(
+        () => {
+          this.rejected += messages
+          settle(this.timedOut(`topic ${JSON.stringify(this.info.name)} stayed full`, options, 'room'))
+        },
+        deadline - this.clock.now(),
+        true,
+      )
+      const onAbort = (): void => settle(this.abortedForRoom())
+      options.signal?.addEventListener('abort', onAbort, { once: true })
+      this.endWaits.add(settle)
+      this.waiters.push(waiter)
+      this.wake()
+      if (this.waiters.includes(waiter)) options.onWait?.()
+    })
   }
 
   private reserve(messages: number, bytes: number): void {
@@ -295,49 +399,22 @@ export class TopicFlow {
       const first = this.waiters[0]!
       if (!this.room(first.messages, first.bytes).fits) return
       this.reserve(first.messages, first.bytes)
-      first.resolve()
+      first.admit()
     }
   }
 
-  private sleep(ms: number, messages: number, options: AdmitOptions, what: string): Promise<void> {
-    const limitMs = options.timeoutMs ?? limits.defaultPublishWaitMs
-    if (ms > limitMs) {
-      this.rejected += messages
-      return Promise.reject(
-        sluiceError(
-          ErrorCode.Timeout,
-          `${what} would delay this publish ${Math.ceil(ms)} ms, past its timeoutMs of ${limitMs}; nothing was stored`,
-        ),
-      )
-    }
-    const aborted = (): SluiceError => abortedWhileWaiting(what)
-    if (options.signal?.aborted === true) return Promise.reject(aborted())
-    options.onWait?.()
-    return new Promise((resolve, reject) => {
-      const settle = (err?: SluiceError): void => {
-        cancel()
-        this.endWaits.delete(settle)
-        options.signal?.removeEventListener('abort', onAbort)
-        if (err === undefined) resolve()
-        else reject(err)
-      }
-      const onAbort = (): void => settle(aborted())
-      const cancel = this.clock.setTimer(() => settle(), ms, true)
-      options.signal?.addEventListener('abort', onAbort, { once: true })
-      this.endWaits.add(settle)
+  private timedOut(what: string, options: AdmitOptions, waitedFor: WaitedFor): SluiceError {
+    const timeoutMs = options.timeoutMs ?? limits.defaultPublishWaitMs
+    return sluiceError(ErrorCode.Timeout, `${what} for its timeoutMs of ${timeoutMs} ms; nothing was stored`, {
+      details: { topic: this.info.name, timeoutMs, waitedFor },
     })
   }
 
-  /** Ends every wait with `error` (the topic was deleted or the engine closed); later admits fail with it too. */
-  close(error: SluiceError): void {
-    this.closedWith = error
-    for (const end of [...this.endWaits]) end(error)
-  }
-
-  /** The topic's settings changed (it was recreated): new windows, same counters. */
-  reconfigure(info: TopicInfo): void {
-    this.info = info
-    this.windows.clear()
+  private abortedForRoom(): SluiceError {
+    return sluiceError(
+      ErrorCode.Aborted,
+      `publish to ${this.info.name} aborted while waiting for room; nothing was stored`,
+    )
   }
 }
 

@@ -154,6 +154,21 @@ export class FileLog implements PartitionLog {
     return total
   }
 
+  bytesFrom(offset: number): number {
+    let total = 0
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const segment = this.segments[i]!
+      if (segment.nextOffset <= offset) break
+      if (segment.baseOffset >= offset) total += segment.logBytes
+      else {
+        // The sparse index finds the last indexed record at or before `offset`: at most one interval early.
+        total += segment.logBytes - segment.index.positionFor(offset)
+        break
+      }
+    }
+    return total
+  }
+
   /** The segment files, oldest first (for tools and tests). */
   get segmentPaths(): string[] {
     return this.segments.map((s) => s.logPath)

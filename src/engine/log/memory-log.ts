@@ -50,6 +50,12 @@ export class MemoryLog implements PartitionLog {
     return this.store.bytes + (this.spill?.bytes ?? 0)
   }
 
+  bytesFrom(offset: number): number {
+    const inMemory = this.store.firstOffset ?? this.nextOffset
+    if (offset >= inMemory || this.spill === null) return this.store.bytesFrom(offset)
+    return this.spill.bytesFrom(offset) + this.store.bytes
+  }
+
   /** Bytes held in memory (the spilled rest is on disk). */
   get memoryBytes(): number {
     return this.store.bytes
@@ -96,6 +102,12 @@ export class MemoryLog implements PartitionLog {
       // Whole batches only: memory drops whole batches, and the spill must start exactly where memory does.
       const records = this.store.oldestBatches(1024 * 1024)
       if (records.length === 0) return
+      if (this.spill !== null && this.spill.endOffset !== from) {
+        // Retention emptied the spill files and then dropped memory past their end: start anew where memory begins.
+        await this.spill.close()
+        await (this.options.fs ?? nodeFileSystem).removeTree(this.options.spillDir!())
+        this.spill = null
+      }
       if (this.spill === null) {
         if (this.options.spillDir === undefined) return
         this.spill = await FileLog.open({

@@ -36,6 +36,11 @@ export interface PartitionLog {
   readonly endOffset: number
   /** Bytes stored. */
   readonly bytes: number
+  /**
+   * Bytes stored at `offset` and after, at most a few KiB over the exact
+   * figure (never under it): what a byte bound on the backlog counts.
+   */
+  bytesFrom(offset: number): number
   /** Stores records, all or none; resolves with them, offsets and timestamps assigned. */
   append(drafts: readonly RecordDraft[]): Promise<LogRecord[]>
   /** Up to `max` records from `from` (from `startOffset` if `from` is older). */

@@ -9,12 +9,15 @@ interface Chunk {
   readonly baseOffset: number
   readonly records: readonly LogRecord[]
   readonly bytes: number
+  /** Bytes added to the cache before this batch, ever: the difference of two is the bytes between them. */
+  readonly bytesBefore: number
 }
 
 export class RecordCache {
   private chunks: Chunk[] = []
   private head = 0
   private cachedBytes = 0
+  private addedBytes = 0
 
   /** `budgetBytes`: Infinity keeps everything (a memory log's store). */
   constructor(private readonly budgetBytes: number) {}
@@ -39,10 +42,35 @@ export class RecordCache {
     if (records.length === 0) return
     const baseOffset = records[0]!.offset
     if (this.endOffset !== undefined && this.endOffset !== baseOffset) this.clear()
-    this.chunks.push({ baseOffset, records, bytes })
+    this.chunks.push({ baseOffset, records, bytes, bytesBefore: this.addedBytes })
     this.cachedBytes += bytes
+    this.addedBytes += bytes
     while (this.cachedBytes > this.budgetBytes && this.head < this.chunks.length - 1) this.dropHead()
     this.compact()
+  }
+
+  /**
+   * Bytes of the cached records at `from` and after, counting the batch that
+   * holds `from` whole (so never less than the exact figure). O(log batches).
+   */
+  bytesFrom(from: number): number {
+    const first = this.firstOffset
+    if (first === undefined || from <= first) return this.cachedBytes
+    const end = this.endOffset!
+    if (from >= end) return 0
+    return this.addedBytes - this.chunks[this.chunkHolding(from)]!.bytesBefore
+  }
+
+  /** The index of the cached batch that holds `offset` (which must be cached). */
+  private chunkHolding(offset: number): number {
+    let lo = this.head
+    let hi = this.chunks.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1
+      if (this.chunks[mid]!.baseOffset <= offset) lo = mid
+      else hi = mid - 1
+    }
+    return lo
   }
 
   /** Up to `max` records from `from`, or undefined when `from` is not cached. */
@@ -50,13 +78,7 @@ export class RecordCache {
     const first = this.firstOffset
     const end = this.endOffset
     if (first === undefined || end === undefined || from < first || from >= end) return undefined
-    let lo = this.head
-    let hi = this.chunks.length - 1
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1
-      if (this.chunks[mid]!.baseOffset <= from) lo = mid
-      else hi = mid - 1
-    }
+    const lo = this.chunkHolding(from)
     const out: LogRecord[] = []
     for (let c = lo; c < this.chunks.length && out.length < max; c++) {
       const chunk = this.chunks[c]!

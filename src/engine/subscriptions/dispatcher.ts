@@ -480,6 +480,7 @@ export class Dispatcher {
 
   ack(holder: LeaseHolder, refs: readonly LeaseRef[]): Promise<boolean[]> {
     const results: boolean[] = []
+    let acked = 0
     const offsets = new Map<number, number[]>()
     for (const ref of refs) {
       const lease = this.validLease(holder, ref)
@@ -492,12 +493,13 @@ export class Dispatcher {
       this.remove(lease.entry)
       this.queues[ref.partition]!.state.acks.add(ref.offset)
       this.counters.acked++
+      acked++
       const list = offsets.get(ref.partition) ?? []
       list.push(ref.offset)
       offsets.set(ref.partition, list)
     }
     if (offsets.size === 0) return Promise.resolve(results)
-    this.acked(refs.length)
+    this.acked(acked)
     const ops: StateOp[] = [...offsets].map(([p, list]) => ({
       t: 'ack',
       topic: this.topic,
@@ -701,6 +703,18 @@ export class Dispatcher {
     void this.host
       .persist([{ t: 'ack', topic: this.topic, sub: this.name, p: partition, r: [before, startOffset] }])
       .catch(() => undefined)
+  }
+
+  /** Whether a message is acknowledged. */
+  isAcked(partition: number, offset: number): boolean {
+    return this.queues[partition]!.state.acks.has(offset)
+  }
+
+  /** Messages of a partition at `from` and after that are stored and not acknowledged. */
+  unackedFrom(partition: number, from: number): number {
+    const q = this.queues[partition]!
+    const start = Math.max(from, q.state.acks.floor, q.log.startOffset)
+    return Math.max(0, q.log.endOffset - start - q.state.acks.countIn(start, q.log.endOffset))
   }
 
   /** Every offset below this is acknowledged, per partition. */

@@ -448,6 +448,29 @@ export class SubscriptionRegistry {
     return Math.max(log.startOffset, this.consumedBefore(topic, partition) ?? log.startOffset)
   }
 
+  /**
+   * Backlog messages of a partition counted exactly, acknowledgements out of
+   * order included: the most any one subscription has not acknowledged (all
+   * stored from the backlog head without subscriptions).
+   */
+  unackedCount(topic: Topic, partition: number): number {
+    const log = topic.logs[partition]!
+    const head = this.backlogHead(topic, partition)
+    const map = this.dispatchers.get(topic.name)
+    if (map === undefined || map.size === 0) return Math.max(0, log.endOffset - head)
+    let most = 0
+    for (const dispatcher of map.values()) most = Math.max(most, dispatcher.unackedFrom(partition, head))
+    return most
+  }
+
+  /** Whether every subscription has acknowledged a message (false without subscriptions: it is backlog). */
+  ackedByAll(topic: Topic, partition: number, offset: number): boolean {
+    const map = this.dispatchers.get(topic.name)
+    if (map === undefined || map.size === 0) return false
+    for (const dispatcher of map.values()) if (!dispatcher.isAcked(partition, offset)) return false
+    return true
+  }
+
   /** Everything below this was evicted by drop-oldest. */
   dropFloor(topic: Topic, partition: number): number {
     return this.dropFloors.get(topic.name)?.[partition] ?? 0

@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import { ErrorCode, QueueFullError, RateLimitedError, SluiceError } from '../../errors.ts'
 import type { Message } from '../../message.ts'
 import type { ConformanceTarget } from '../target.ts'
-import { eventually, publishMany, turns, uniqueName } from '../helpers.ts'
+import { deferred, eventually, publishMany, turns, uniqueName } from '../helpers.ts'
 
 function code(expected: string) {
   return (err: unknown): boolean => {
@@ -75,6 +75,29 @@ export function backpressureCases(target: ConformanceTarget): void {
     assert.equal(stats.messages, stored)
     assert.ok(stats.bytes <= 100_000, `${stats.bytes} bytes stored`)
     assert.ok(stats.bytes + perMessage > 100_000, 'filled up to the limit')
+    // Acknowledging makes room again (a file log counts bytes from its sparse index, up to 4 KiB early: 10 acknowledged
+    // KiB make room for at least 5); a batch bigger than the whole bound can never fit.
+    await ackFirst(sluice, topic, 's', 10)
+    let again = 0
+    for (;;) {
+      try {
+        await sluice.publish(topic, Buffer.alloc(1024, 2))
+        again++
+      } catch (err) {
+        code(ErrorCode.QueueFull)(err)
+        break
+      }
+      assert.ok(again <= 10, 'more went in than was acknowledged')
+    }
+    assert.ok(again >= 5, `only ${again} accepted after 10 acknowledged`)
+    await assert.rejects(
+      sluice.publishBatch(
+        topic,
+        Array.from({ length: 120 }, () => ({ data: Buffer.alloc(1024) })),
+      ),
+      code(ErrorCode.InvalidArgument),
+    )
+    assert.equal((await sluice.stats(topic)).messages, stored + again)
   })
 
   test("'block' waits for room and resumes as soon as there is some; it times out or aborts cleanly", async (t) => {
@@ -232,5 +255,117 @@ export function backpressureCases(target: ConformanceTarget): void {
     assert.equal(s.consumers, 1)
     assert.ok(s.oldestUnackedAgeMs !== null)
     assert.equal(held.data, 13)
+    // Rates once a one-second bucket has closed: time to empty and the recommendation follow from them.
+    await instance.advance(1000)
+    const later = await sluice.stats(topic, { targetTimeToEmptyMs: 10_000 })
+    const w = later.subscriptions[0]!
+    assert.equal(later.publishRate, 40)
+    assert.equal(w.arrivalRate, 40)
+    assert.ok(w.processingRate > 0, `processing rate ${w.processingRate}`)
+    assert.equal(w.timeToEmptyMs, Math.round((w.depth / w.processingRate) * 1000))
+    assert.ok(w.recommendedConsumers !== null && w.recommendedConsumers >= 1)
+  })
+
+  test("concurrent 'drop-oldest' publishes evict each oldest message once", async (t) => {
+    const { sluice } = await target.open(t)
+    const topic = uniqueName('drop-race')
+    const dlq = `${topic}.evicted`
+    await sluice.createTopic(topic, { limits: { maxMessages: 10, overflow: 'drop-oldest', deadLetter: dlq } })
+    await publishMany(
+      sluice,
+      topic,
+      Array.from({ length: 10 }, (_, i) => ({ data: i })),
+    )
+    await Promise.all(Array.from({ length: 5 }, (_, i) => sluice.publish(topic, 10 + i)))
+    const stats = await sluice.stats(topic)
+    assert.equal(stats.dropped, 5)
+    assert.equal(stats.backlog, 10)
+    const evicted = await sluice.read<number>(dlq, 0, 0, 100)
+    assert.deepEqual(
+      evicted.map((m) => m.data),
+      [0, 1, 2, 3, 4],
+    )
+  })
+
+  test('maxBytes holds with messages of very different sizes', async (t) => {
+    const { sluice } = await target.open(t)
+    const topic = uniqueName('mixed-bytes')
+    await sluice.createTopic(topic, { limits: { maxBytes: 20_000 } })
+    let payloadBytes = 0
+    for (let i = 0; ; i++) {
+      const size = i % 4 === 3 ? 4000 : 100
+      try {
+        await sluice.publish(topic, Buffer.alloc(size, 1))
+        payloadBytes += size
+      } catch (err) {
+        code(ErrorCode.QueueFull)(err)
+        break
+      }
+      assert.ok(i < 1000, 'never filled up')
+    }
+    assert.ok(payloadBytes <= 20_000, `${payloadBytes} payload bytes accepted under a 20,000-byte bound`)
+    assert.ok((await sluice.stats(topic)).bytes <= 20_000)
+  })
+
+  test('acknowledgements out of order make room too', async (t) => {
+    const { sluice } = await target.open(t)
+    const topic = uniqueName('out-of-order')
+    await sluice.createTopic(topic, { partitions: 1, limits: { maxMessages: 10 } })
+    await publishMany(
+      sluice,
+      topic,
+      Array.from({ length: 10 }, (_, i) => ({ data: i })),
+    )
+    // The first message's handler holds it; the nine after it are acknowledged around it.
+    const hold = deferred()
+    const sub = await sluice.subscribe<number>(
+      topic,
+      'w',
+      async (m) => {
+        if (m.data === 0) await hold.promise
+      },
+      { ordering: 'none', concurrency: 10 },
+    )
+    await eventually('nine acknowledged', async () => (await sluice.stats(topic)).subscriptions[0]!.acked === 9)
+    assert.equal((await sluice.stats(topic)).backlog, 1, 'only the first is unacknowledged')
+    // Stop consuming (the held one stays unacknowledged), so that only the bound decides what follows.
+    await sub.close({ drain: false, timeoutMs: 0 })
+    hold.resolve()
+    await sluice.publishBatch(
+      topic,
+      Array.from({ length: 9 }, (_, i) => ({ data: 10 + i })),
+    )
+    await assert.rejects(sluice.publish(topic, 'full again'), code(ErrorCode.QueueFull))
+  })
+
+  test("'block': a waiter that times out lets the smaller ones behind it in", async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const topic = uniqueName('block-line')
+    await sluice.createTopic(topic, { limits: { maxMessages: 10, overflow: 'block' } })
+    await publishMany(
+      sluice,
+      topic,
+      Array.from({ length: 8 }, (_, i) => ({ data: i })),
+    )
+    const big = assert.rejects(
+      sluice.publishBatch(
+        topic,
+        Array.from({ length: 5 }, () => ({ data: 'big' })),
+        { timeoutMs: 500 },
+      ),
+      code(ErrorCode.Timeout),
+    )
+    await turns(10)
+    await sluice.stats(topic)
+    let small = false
+    const behind = sluice.publish(topic, 'small', { timeoutMs: 60_000 }).then(() => (small = true))
+    await sluice.stats(topic)
+    await turns(10)
+    assert.equal(small, false, 'first come, first served: the small one waits behind the big one')
+    await instance.advance(600)
+    await big
+    await behind
+    assert.equal((await sluice.stats(topic)).messages, 9)
   })
 }
