@@ -582,9 +582,13 @@ export class Engine implements Driver {
     this.checkOpen()
     checkInternalName('subscription', subscription)
     const checked = checkConsumerConfig(config)
-    return this.serialised(topicName, () => {
+    return this.serialised(topicName, async () => {
       this.checkOpen()
-      return this.registry.openConsumer(this.topic(topicName), subscription, checked)
+      const topic = this.topic(topicName)
+      const consumer = await this.registry.openConsumer(topic, subscription, checked)
+      // A new subscription may start behind the others: the backlog can grow.
+      topic.flow.forgetBound()
+      return consumer
     })
   }
 

@@ -71,6 +71,8 @@ export class TopicFlow {
   /** Ends every wait in progress, for close. */
   private readonly endWaits = new Set<(err: SluiceError) => void>()
   private closedWith: SluiceError | null = null
+  /** An upper bound of backlog plus reservations: the last measurement, plus what was admitted since. */
+  private bound: { messages: number; bytes: number; admissions: number } | null = null
 
   constructor(
     private info: TopicInfo,
@@ -166,6 +168,7 @@ export class TopicFlow {
   reconfigure(info: TopicInfo): void {
     this.info = info
     this.windows.clear()
+    this.bound = null
   }
 
   // --- rate limit ---
@@ -271,7 +274,24 @@ export class TopicFlow {
   private room(messages: number, bytes: number): { fits: boolean; excess: number } {
     const { maxMessages, maxBytes } = this.info.limits
     if (maxMessages === null && maxBytes === null) return { fits: true, excess: 0 }
-    let room = this.measure(this.hooks.backlog(false, maxBytes !== null), messages, bytes)
+    // The backlog only shrinks between measurements except by what was admitted since: the last
+    // measurement plus that is an upper bound, and while it fits, there is no need to measure again.
+    const bound = this.bound
+    if (
+      bound !== null &&
+      bound.admissions < 256 &&
+      (maxMessages === null || bound.messages + messages <= maxMessages) &&
+      (maxBytes === null || bound.bytes + bytes <= maxBytes)
+    ) {
+      return { fits: true, excess: 0 }
+    }
+    const backlog = this.hooks.backlog(false, maxBytes !== null)
+    this.bound = {
+      messages: backlog.messages + this.pendingMessages,
+      bytes: backlog.bytes + this.pendingBytes,
+      admissions: 0,
+    }
+    let room = this.measure(backlog, messages, bytes)
     if (!room.fits && maxMessages !== null)
       room = this.measure(this.hooks.backlog(true, maxBytes !== null), messages, bytes)
     return room
@@ -391,6 +411,16 @@ export class TopicFlow {
   private reserve(messages: number, bytes: number): void {
     this.pendingMessages += messages
     this.pendingBytes += bytes
+    if (this.bound !== null) {
+      this.bound.messages += messages
+      this.bound.bytes += bytes
+      this.bound.admissions++
+    }
+  }
+
+  /** The backlog may have grown other than by admissions (a subscription starting from the earliest): measure anew. */
+  forgetBound(): void {
+    this.bound = null
   }
 
   /** Lets blocked publishes in, oldest first, while there is room; each is reserved as it goes in. */
