@@ -472,25 +472,31 @@ export class Engine implements Driver {
    * append per partition.
    */
   private async store(topic: Topic, drafts: readonly RecordDraft[], options: AppendOptions): Promise<Receipt[]> {
-    if (!topic.flow.active) {
+    const flow = topic.flow
+    if (!flow.active) {
       const receipts = await this.storeNow(topic, drafts)
-      topic.flow.stored(receipts.length)
+      flow.stored(receipts.length)
       return receipts
     }
     let bytes = 0
-    if (topic.flow.countsBytes) for (const draft of drafts) bytes += encodedSize(draft)
+    if (flow.countsBytes) for (const draft of drafts) bytes += encodedSize(draft)
     const producerId = drafts[0]?.producerId
     const now = this.clock.now()
-    if (!topic.flow.tryAdmit(drafts.length, bytes, producerId, now)) {
-      await topic.flow.admit(drafts.length, bytes, { ...options, producerId })
+    if (!flow.tryAdmit(drafts.length, bytes, producerId, now)) {
+      await flow.admit(drafts.length, bytes, { ...options, producerId })
     }
-    try {
-      const receipts = await this.storeNow(topic, drafts)
-      topic.flow.stored(receipts.length, now)
-      return receipts
-    } finally {
-      topic.flow.release(drafts.length, bytes)
-    }
+    // Settled either way, the reservation ends (promise callbacks rather than try/finally: this is the hot path).
+    return this.storeNow(topic, drafts).then(
+      (receipts) => {
+        flow.release(drafts.length, bytes)
+        flow.stored(receipts.length, now)
+        return receipts
+      },
+      (err: unknown) => {
+        flow.release(drafts.length, bytes)
+        throw err
+      },
+    )
   }
 
   private async storeNow(topic: Topic, drafts: readonly RecordDraft[]): Promise<Receipt[]> {
