@@ -22,6 +22,35 @@ import { RemoteConsumer } from './remote-consumer.ts'
  * producer id and a sequence per record, so a publish whose answer was lost
  * can be sent again without being stored twice.
  */
+interface PendingAppend {
+  readonly wire: unknown[]
+  /** An estimate of its encoded size, for the frame limit. */
+  readonly bytes: number
+  readonly resolve: (receipts: Receipt[]) => void
+  readonly reject: (err: unknown) => void
+}
+
+/** Groups appends, in order, into runs that fit the frame limit (an append larger than the limit is split). */
+function chunked<T extends { readonly wire: unknown[]; readonly bytes: number }>(
+  appends: readonly T[],
+  limit: number,
+): T[][] {
+  const chunks: T[][] = []
+  let current: T[] = []
+  let bytes = 0
+  for (const a of appends) {
+    if (current.length > 0 && bytes + a.bytes > limit) {
+      chunks.push(current)
+      current = []
+      bytes = 0
+    }
+    current.push(a)
+    bytes += a.bytes
+  }
+  if (current.length > 0) chunks.push(current)
+  return chunks
+}
+
 export class RemoteDriver implements Driver {
   private readonly connection: ClientConnection
   private readonly consumers = new Map<number, RemoteConsumer>()
@@ -29,6 +58,9 @@ export class RemoteDriver implements Driver {
   private readonly producerId = uuidv7()
   private sequence = 0
   private closed = false
+  /** Appends waiting for this turn's flush, by topic. */
+  private readonly pendingAppends = new Map<string, PendingAppend[]>()
+  private flushScheduled = false
 
   private constructor(options: ConnectionOptions) {
     this.connection = new ClientConnection(options, {
@@ -82,7 +114,8 @@ export class RemoteDriver implements Driver {
     this.checkOpen()
     // Encode now (the caller may reuse its buffers), stamping each record with this producer's next sequence.
     const limit = Math.floor(this.connection.maxFrameBytes / 2)
-    const chunks: unknown[][] = [[]]
+    const wire: unknown[] = []
+    const items: { wire: unknown[]; bytes: number }[] = []
     let bytes = 0
     for (const record of records) {
       const size = record.payload.length + 200
@@ -92,33 +125,92 @@ export class RemoteDriver implements Driver {
           `a message of ${record.payload.length} bytes does not fit the broker's frame limit (${this.connection.maxFrameBytes} bytes)`,
         )
       }
-      if (bytes + size > limit) {
-        chunks.push([])
-        bytes = 0
-      }
       bytes += size
-      chunks[chunks.length - 1]!.push(
-        encodeAppendRecord({
-          ...record,
-          producerId: record.producerId ?? this.producerId,
-          sequence: record.sequence ?? this.sequence++,
-        }),
-      )
+      const encoded = encodeAppendRecord({
+        ...record,
+        producerId: record.producerId ?? this.producerId,
+        sequence: record.sequence ?? this.sequence++,
+      })
+      wire.push(encoded)
+      items.push({ wire: [encoded], bytes: size })
     }
-    // A publish may wait on the broker for room or a rate slot: its wait is added to the request timeout.
-    const args = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }
-    const waitMs = options.timeoutMs ?? limits.defaultPublishWaitMs
+    if (options.timeoutMs === undefined && options.signal === undefined && bytes <= limit) {
+      // Appends made in the same turn of the event loop travel as one request (see flushAppends).
+      return new Promise<Receipt[]>((resolve, reject) => {
+        let queue = this.pendingAppends.get(topic)
+        if (queue === undefined) {
+          queue = []
+          this.pendingAppends.set(topic, queue)
+        }
+        queue.push({ wire, bytes, resolve, reject })
+        if (!this.flushScheduled) {
+          this.flushScheduled = true
+          setImmediate(() => this.flushAppends())
+        }
+      })
+    }
+    // Sent alone: with its own wait or signal, or too large for one frame (then in several requests).
     const results = await Promise.all(
-      chunks.map(
-        (wire) =>
-          this.connection.request(
-            Op.Append,
-            { topic, records: wire, ...args },
-            { retriable: true, waitMs, ...(options.signal === undefined ? {} : { signal: options.signal }) },
-          ) as Promise<Receipt[]>,
+      chunked(items, limit).map((chunk) =>
+        this.sendAppend(
+          topic,
+          chunk.flatMap((a) => a.wire),
+          options,
+        ),
       ),
     )
     return results.flat()
+  }
+
+  /**
+   * Sends the appends queued since the last flush, one request per topic (split
+   * at the frame limit), and hands each caller its own receipts. If a merged
+   * request fails, each append in it is sent again alone, so that one caller's
+   * refusal is not another's: records carry producer sequences, so whatever the
+   * failed request did store is recognised, not stored twice.
+   */
+  private flushAppends(): void {
+    this.flushScheduled = false
+    const limit = Math.floor(this.connection.maxFrameBytes / 2)
+    for (const [topic, queue] of this.pendingAppends) {
+      for (const chunk of chunked(queue, limit)) {
+        this.sendAppend(
+          topic,
+          chunk.flatMap((a) => a.wire),
+          {},
+        ).then(
+          (receipts) => {
+            let at = 0
+            for (const a of chunk) {
+              a.resolve(receipts.slice(at, at + a.wire.length))
+              at += a.wire.length
+            }
+          },
+          (err: unknown) => {
+            if (chunk.length === 1) {
+              chunk[0]!.reject(err)
+              return
+            }
+            for (const a of chunk) this.sendAppend(topic, a.wire, {}).then(a.resolve, a.reject)
+          },
+        )
+      }
+    }
+    this.pendingAppends.clear()
+  }
+
+  private sendAppend(topic: string, wire: unknown[], options: AppendOptions): Promise<Receipt[]> {
+    const args = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }
+    return this.connection.request(
+      Op.Append,
+      { topic, records: wire, ...args },
+      {
+        retriable: true,
+        // Its wait for room or a rate slot is added to the request timeout.
+        waitMs: options.timeoutMs ?? limits.defaultPublishWaitMs,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      },
+    ) as Promise<Receipt[]>
   }
 
   async read(topic: string, partition: number, fromOffset: number, max: number): Promise<StoredRecord[]> {
@@ -171,6 +263,8 @@ export class RemoteDriver implements Driver {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    // Appends waiting for this turn's flush go out now: the caller was not told they failed.
+    if (this.flushScheduled) this.flushAppends()
     await Promise.all([...this.consumers.values()].map((c) => c.close()))
     this.connection.close()
   }

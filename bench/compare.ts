@@ -1,0 +1,249 @@
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { script } from './lib/processes.ts'
+import type { Row } from './lib/report.ts'
+import type { ClientJob, ClientResult, Peer } from './peers/peer.ts'
+import { BullMq, NatsJetStream, RabbitMq, RedisAlwaysFsync, RedisStreams, SluiceBroker } from './peers/systems.ts'
+
+/**
+ * Sluice's broker and its peers, side by side in one run: the same payloads,
+ * clients in their own processes, over loopback. Each measurement runs twice;
+ * the table shows the median (of two: their mean). Run lengths follow
+ * BENCH_SECONDS (default 1.5 s per run) after a short calibration.
+ */
+
+const runSeconds = Number(process.env['BENCH_SECONDS'] ?? 1.5)
+const backlogCount = Number(process.env['BENCH_BACKLOG'] ?? 100_000)
+
+function runClient(job: ClientJob): Promise<ClientResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script('peers/client.ts'), JSON.stringify(job)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let result: ClientResult | null = null
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()).slice(-4000))
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line.startsWith('{')) result = JSON.parse(line) as ClientResult
+    })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      if (result === null) reject(new Error(`${job.sys} ${job.role} failed: ${stderr.slice(-1500)}`))
+      else resolve(result)
+    })
+  })
+}
+
+function sysOf(peer: Peer): string {
+  if (peer instanceof SluiceBroker) return 'sluice'
+  if (peer instanceof RedisStreams) return 'redis-streams'
+  if (peer instanceof NatsJetStream) return 'nats'
+  if (peer instanceof RabbitMq) return 'rabbitmq'
+  return 'bullmq'
+}
+
+function job(peer: Peer, queue: string, more: Partial<ClientJob> & Pick<ClientJob, 'role' | 'count'>): ClientJob {
+  return { sys: sysOf(peer), connection: peer.connection, queue, payloadBytes: 1024, window: 256, ...more }
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
+
+/** Publishes with confirmation; returns msgs/s (median of two runs sized by a calibration run). */
+async function publishRate(peer: Peer, payloadBytes: number): Promise<number> {
+  const queue = `bench-pub-${payloadBytes}`
+  await peer.setup(queue, 1)
+  const calibration = await runClient(job(peer, queue, { role: 'produce', count: 2000, payloadBytes }))
+  const count = Math.round(Math.min(500_000, Math.max(5000, calibration.msgsPerSec * runSeconds)))
+  const rates: number[] = []
+  for (let run = 0; run < 2; run++) {
+    await peer.setup(queue, 1)
+    rates.push((await runClient(job(peer, queue, { role: 'produce', count, payloadBytes }))).msgsPerSec)
+  }
+  await peer.teardown(queue)
+  return mean(rates)
+}
+
+/** Producer and `subscribers` consumers in separate processes: msgs/s from the producer's start to the last ack. */
+async function endToEnd(
+  peer: Peer,
+  payloadBytes: number,
+  count: number,
+  subscribers: number,
+  consumer: Partial<ClientJob> = {},
+  producer: Partial<ClientJob> = {},
+): Promise<{ msgsPerSec: number; results: ClientResult[] }> {
+  const queue = `bench-e2e-${payloadBytes}-${subscribers}`
+  const rates: number[] = []
+  let results: ClientResult[] = []
+  for (let run = 0; run < 2; run++) {
+    await peer.setup(queue, subscribers)
+    const start = performance.now()
+    const consumers = Array.from({ length: subscribers }, (_, s) =>
+      runClient(
+        job(peer, queue, { role: 'consume', count, payloadBytes, window: 64, subscription: `s${s}`, ...consumer }),
+      ),
+    )
+    const consumed = Promise.all(consumers)
+    consumed.catch(() => undefined) // awaited below; a consumer failing while the producer runs is reported there
+    await runClient(job(peer, queue, { role: 'produce', count, payloadBytes, ...producer }))
+    results = await consumed
+    rates.push(count / ((performance.now() - start) / 1000))
+  }
+  await peer.teardown(queue)
+  return { msgsPerSec: mean(rates), results }
+}
+
+async function latency(peer: Peer, rate: number): Promise<ClientResult> {
+  const queue = `bench-lat-${rate}`
+  const count = Math.round(rate * Math.max(2, runSeconds * 2))
+  await peer.setup(queue, 1)
+  const consumer = runClient(job(peer, queue, { role: 'consume', count, window: 64, latency: true }))
+  consumer.catch(() => undefined) // awaited below
+  await new Promise((resolve) => setTimeout(resolve, 500)) // the consumer is attached before the first message
+  await runClient(job(peer, queue, { role: 'produce', count, rate, window: 64 }))
+  const result = await consumer
+  await peer.teardown(queue)
+  return result
+}
+
+/** Fills a backlog first, then measures how fast one consumer process drains it. */
+async function drain(peer: Peer): Promise<number> {
+  const queue = 'bench-backlog'
+  await peer.setup(queue, 1)
+  await runClient(job(peer, queue, { role: 'produce', count: backlogCount, window: 512 }))
+  const result = await runClient(job(peer, queue, { role: 'consume', count: backlogCount, window: 64 }))
+  await peer.teardown(queue)
+  return result.msgsPerSec
+}
+
+export interface CompareResult {
+  readonly rows: Row[]
+  readonly skipped: { readonly system: string; readonly why: string }[]
+  readonly systems: { readonly name: string; readonly durability: string; readonly keyOrdering: string }[]
+}
+
+export async function compare(log: (line: string) => void, wanted: ReadonlySet<string> | null): Promise<CompareResult> {
+  const rows: Row[] = []
+  const skipped: { system: string; why: string }[] = []
+  const sluiceFsync = new SluiceBroker('fsync')
+  const sluiceInterval = new SluiceBroker('interval')
+  for (const s of [sluiceFsync, sluiceInterval]) await s.start()
+  let redisAlways: RedisAlwaysFsync | null = null
+  try {
+    redisAlways = await RedisAlwaysFsync.start()
+  } catch (err) {
+    skipped.push({ system: 'redis-streams aof always', why: (err as Error).message })
+  }
+  const candidates: Peer[] = [
+    sluiceFsync,
+    sluiceInterval,
+    new RedisStreams('redis-streams', 6379, 'none here: the machine runs Redis without AOF or snapshots'),
+    ...(redisAlways === null ? [] : [redisAlways]),
+    new NatsJetStream(),
+    new RabbitMq('quorum'),
+    new RabbitMq('classic'),
+    new BullMq(),
+  ]
+  const peers: Peer[] = []
+  for (const peer of candidates) {
+    const why = await peer.unavailable()
+    if (why !== null) {
+      skipped.push({ system: peer.name, why })
+      log(`  skipped ${peer.name}: ${why}`)
+    } else peers.push(peer)
+  }
+  const add = (scenario: string, peer: Peer, settings: string, msgsPerSec: number, extra: Partial<Row> = {}): void => {
+    rows.push({ scenario, system: peer.name, settings, msgsPerSec, ...extra })
+    log(`  ${scenario} | ${peer.name} | ${settings}: ${Math.round(msgsPerSec).toLocaleString('en-US')} msgs/s`)
+  }
+  const attempt = async (peer: Peer, scenario: string, work: () => Promise<void>): Promise<void> => {
+    if (wanted !== null && !wanted.has(scenario)) return
+    try {
+      await work()
+    } catch (err) {
+      log(`  ${scenario} | ${peer.name}: not measured: ${(err as Error).message.split('\n')[0]}`)
+      rows.push({
+        scenario,
+        system: peer.name,
+        settings: 'not measured',
+        msgsPerSec: 0,
+        note: (err as Error).message.split('\n')[0],
+      })
+    }
+  }
+  try {
+    for (const peer of peers) {
+      for (const bytes of [1024, 100, 16 * 1024]) {
+        await attempt(peer, 'publish', async () => {
+          const rate = await publishRate(peer, bytes)
+          add('publish', peer, `${bytes} B, 256 in flight, confirmed`, rate, { mbPerSec: (rate * bytes) / 1e6 })
+        })
+      }
+    }
+    for (const peer of peers) {
+      for (const bytes of [1024, 100, 16 * 1024]) {
+        await attempt(peer, 'end-to-end', async () => {
+          const count = bytes > 4096 ? 10_000 : 30_000
+          const { msgsPerSec } = await endToEnd(peer, bytes, count, 1)
+          add('end-to-end', peer, `${bytes} B, at-least-once, ack after handler, 64 handlers`, msgsPerSec, {
+            mbPerSec: (msgsPerSec * bytes) / 1e6,
+          })
+        })
+      }
+    }
+    for (const peer of peers) {
+      for (const rate of [1000, 5000]) {
+        await attempt(peer, 'latency', async () => {
+          const r = await latency(peer, rate)
+          add('latency', peer, `steady ${rate.toLocaleString('en-US')} msgs/s, publish to handler`, rate, {
+            p50Ms: r.p50Ms,
+            p99Ms: r.p99Ms,
+            note: `p99.9 ${r.p999Ms} ms`,
+          })
+        })
+      }
+    }
+    for (const peer of peers) {
+      await attempt(peer, 'fan-out', async () => {
+        const { msgsPerSec } = await endToEnd(peer, 1024, 20_000, 4)
+        add('fan-out', peer, '4 subscriptions, each gets all 20,000', msgsPerSec, {
+          note: 'messages per second per subscription',
+        })
+      })
+    }
+    for (const peer of peers) {
+      await attempt(peer, 'key-ordered', async () => {
+        const { msgsPerSec, results } = await endToEnd(
+          peer,
+          1024,
+          20_000,
+          1,
+          { window: 64, handlerMs: 1, checkOrder: true },
+          { keys: 1000 },
+        )
+        add('key-ordered', peer, '1,000 keys, 1 ms handler, 64 handlers', msgsPerSec, {
+          note: `order violations ${results[0]?.orderViolations ?? '?'}; ${peer.keyOrdering}`,
+        })
+      })
+    }
+    for (const peer of peers) {
+      await attempt(peer, 'drain', async () => {
+        add(
+          'drain',
+          peer,
+          `a backlog of ${backlogCount.toLocaleString('en-US')}, one consumer process`,
+          await drain(peer),
+        )
+      })
+    }
+  } finally {
+    for (const s of [sluiceFsync, sluiceInterval]) await s.stop()
+    await redisAlways?.stop()
+  }
+  return {
+    rows,
+    skipped,
+    systems: peers.map((p) => ({ name: p.name, durability: p.durability, keyOrdering: p.keyOrdering })),
+  }
+}

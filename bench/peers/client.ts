@@ -1,0 +1,60 @@
+// A bench client process: `client.ts '<ClientJob as JSON>'`. Produces or consumes for one system and prints
+// one JSON line (ClientResult). Payloads carry their send time (hrtime ns, bytes 0-7), their key index
+// (bytes 8-11) and their sequence within the key (bytes 12-15).
+import { setTimeout as sleep } from 'node:timers/promises'
+import { latencyOf, newHistogram } from '../lib/measure.ts'
+import { clients } from './clients.ts'
+import type { ClientJob, ClientResult } from './peer.ts'
+
+const job = JSON.parse(process.argv[2]!) as ClientJob
+const client = await clients[job.sys]!(job.connection)
+const start = process.hrtime.bigint()
+const result: Record<string, number> = {}
+
+if (job.role === 'produce') {
+  const template = Buffer.alloc(job.payloadBytes, 7)
+  const perKey = new Map<number, number>()
+  const make = (i: number): { payload: Buffer; key: string | null } => {
+    const payload = Buffer.from(template)
+    payload.writeBigInt64BE(process.hrtime.bigint(), 0)
+    if (job.keys === undefined) return { payload, key: null }
+    const key = i % job.keys
+    const seq = perKey.get(key) ?? 0
+    perKey.set(key, seq + 1)
+    payload.writeUInt32BE(key, 8)
+    payload.writeUInt32BE(seq, 12)
+    return { payload, key: `k${key}` }
+  }
+  let paced = 0
+  const pace = async (): Promise<void> => {
+    if (job.rate === undefined) return
+    const due = Number(start) + (paced++ * 1e9) / job.rate
+    const wait = (due - Number(process.hrtime.bigint())) / 1e6
+    if (wait > 1) await sleep(wait)
+  }
+  await client.produce(job, make, pace)
+} else {
+  const latency = newHistogram()
+  const lastSeq = new Map<number, number>()
+  let violations = 0
+  await client.consume(job, async (payload) => {
+    if (job.latency === true) latency.record(Math.max(1, Number(process.hrtime.bigint() - payload.readBigInt64BE(0))))
+    if (job.checkOrder === true) {
+      const key = payload.readUInt32BE(8)
+      const seq = payload.readUInt32BE(12)
+      if (seq < (lastSeq.get(key) ?? -1)) violations++
+      lastSeq.set(key, Math.max(seq, lastSeq.get(key) ?? -1))
+    }
+    if (job.handlerMs !== undefined && job.handlerMs > 0) await sleep(job.handlerMs)
+  })
+  if (job.latency === true) {
+    const l = latencyOf(latency)
+    Object.assign(result, { p50Ms: l.p50Ms, p99Ms: l.p99Ms, p999Ms: l.p999Ms })
+  }
+  if (job.checkOrder === true) result['orderViolations'] = violations
+}
+const seconds = Number(process.hrtime.bigint() - start) / 1e9
+const out: ClientResult = { count: job.count, seconds, msgsPerSec: job.count / seconds, ...result }
+process.stdout.write(`${JSON.stringify(out)}\n`)
+await client.close()
+process.exit(0)

@@ -1,0 +1,68 @@
+/**
+ * A system the bench compares: Sluice through its broker, or a peer on its
+ * standard port. Setup and teardown run in the bench's own process; the
+ * clients run in child processes (bench/peers/client.ts), as users run them.
+ */
+export interface Peer {
+  /** Short name in the table, e.g. "redis-streams". */
+  readonly name: string
+  /** What an acknowledged publish survives, stated next to its figures. */
+  readonly durability: string
+  /** Whether it keeps per-key order for the key-ordered scenario; else what it offers instead. */
+  readonly keyOrdering: string
+  /** Why it is skipped, or null when it is reachable. */
+  unavailable(): Promise<string | null>
+  /** Creates `queue` fresh (deleting any old one) with `subscribers` independent subscriptions named s0, s1, ... */
+  setup(queue: string, subscribers: number): Promise<void>
+  teardown(queue: string): Promise<void>
+  /** Connection settings a client process needs (JSON-serialisable). */
+  readonly connection: Record<string, unknown>
+}
+
+/** What a client process does with one peer; `sys` picks the implementation in client.ts. */
+export interface ClientJob {
+  readonly sys: string
+  readonly connection: Record<string, unknown>
+  readonly queue: string
+  readonly role: 'produce' | 'consume'
+  readonly payloadBytes: number
+  /** produce: messages to publish (all confirmed); consume: messages to receive before finishing. */
+  readonly count: number
+  /** produce: publishes in flight; consume: handlers at once. */
+  readonly window: number
+  /** produce: a steady rate in msgs/s instead of as fast as possible (payloads carry their send time). */
+  readonly rate?: number
+  /** produce: keys, message i gets key `k${i % keys}`. */
+  readonly keys?: number
+  /** consume: which subscription (s0 by default). */
+  readonly subscription?: string
+  /** consume: handler time in ms (1 ms for the key-ordered scenario). */
+  readonly handlerMs?: number
+  /** consume: record publish-to-handler latency from the payload's send time. */
+  readonly latency?: boolean
+  /** consume: check per-key order (payload carries key index and sequence). */
+  readonly checkOrder?: boolean
+}
+
+export interface ClientResult {
+  readonly count: number
+  readonly seconds: number
+  readonly msgsPerSec: number
+  readonly p50Ms?: number
+  readonly p99Ms?: number
+  readonly p999Ms?: number
+  readonly orderViolations?: number
+}
+
+/** Sends to consumers from a client: what every system's client implements. */
+export interface Client {
+  /** Publishes `count` messages, `window` unconfirmed at most; `make(i)` builds message i. */
+  produce(
+    job: ClientJob,
+    make: (i: number) => { payload: Buffer; key: string | null },
+    pace: () => Promise<void>,
+  ): Promise<void>
+  /** Receives until `job.count` messages were handled and acknowledged. */
+  consume(job: ClientJob, handle: (payload: Buffer) => Promise<void>): Promise<void>
+  close(): Promise<void>
+}

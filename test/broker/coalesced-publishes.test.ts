@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict'
+import { test, type TestContext } from 'node:test'
+import { Broker } from '../../src/broker/server.ts'
+import { ErrorCode, SluiceError } from '../../src/core/errors.ts'
+import { Engine } from '../../src/engine/engine.ts'
+import { open, type Sluice } from '../../src/index.ts'
+import { cleanup } from '../helpers/cleanup.ts'
+
+/**
+ * The client sends publishes made in the same turn of the event loop as one
+ * APPEND. Each caller still gets exactly its own receipts, and its own
+ * outcome: a merged request that fails is sent again append by append.
+ */
+
+async function client(t: TestContext): Promise<Sluice> {
+  const broker = new Broker(await Engine.open({}), { port: 0, httpPort: null })
+  const { port } = await broker.start()
+  cleanup(t, () => broker.stop())
+  const sluice = await open({ url: `sluice://127.0.0.1:${port}` })
+  cleanup(t, () => sluice.close({ drain: false, timeoutMs: 0 }))
+  return sluice
+}
+
+test('1,000 publishes in one turn each get their own receipt, in order', async (t) => {
+  const sluice = await client(t)
+  await sluice.createTopic('orders', { partitions: 1 })
+  const receipts = await Promise.all(Array.from({ length: 1000 }, (_, i) => sluice.publish('orders', i)))
+  assert.deepEqual(
+    receipts.map((r) => r.offset),
+    Array.from({ length: 1000 }, (_, i) => i),
+  )
+  const stored = await sluice.read<number>('orders', 0, 0, 1000)
+  assert.deepEqual(
+    stored.map((m) => m.data),
+    Array.from({ length: 1000 }, (_, i) => i),
+  )
+  assert.ok(receipts.every((r, i) => r.id === stored[i]!.id))
+})
+
+test("one caller's refusal is not another's: a full topic takes the first of two publishes in one turn", async (t) => {
+  const sluice = await client(t)
+  await sluice.createTopic('tight', { partitions: 1, limits: { maxMessages: 1 } })
+  const [first, second] = await Promise.allSettled([sluice.publish('tight', 'a'), sluice.publish('tight', 'b')])
+  assert.equal(first.status, 'fulfilled')
+  assert.equal(second.status, 'rejected')
+  assert.ok(second.reason instanceof SluiceError && second.reason.code === ErrorCode.QueueFull)
+  const stored = await sluice.read('tight', 0, 0, 10)
+  assert.deepEqual(
+    stored.map((m) => m.data),
+    ['a'],
+  )
+})
