@@ -32,7 +32,7 @@ export interface ClientJob {
   readonly window: number
   /** produce: a steady rate in msgs/s instead of as fast as possible (payloads carry their send time). */
   readonly rate?: number
-  /** produce: keys, message i gets key `k${i % keys}`. */
+  /** produce: keys, message i gets key `k${floor(i / 4) % keys}` (runs of 4 per key). */
   readonly keys?: number
   /** consume: which subscription (s0 by default). */
   readonly subscription?: string
