@@ -22,7 +22,7 @@ function runClient(job: ClientJob): Promise<ClientResult> {
     })
     let result: ClientResult | null = null
     let stderr = ''
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()).slice(-4000))
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)))
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (line.startsWith('{')) result = JSON.parse(line) as ClientResult
     })

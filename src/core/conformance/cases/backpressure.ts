@@ -338,6 +338,26 @@ export function backpressureCases(target: ConformanceTarget): void {
     await assert.rejects(sluice.publish(topic, 'full again'), code(ErrorCode.QueueFull))
   })
 
+  test('a new subscription starting from the earliest message counts in the bound at once', async (t) => {
+    const { sluice } = await target.open(t)
+    const topic = uniqueName('late-joiner')
+    await sluice.createTopic(topic, { partitions: 1, limits: { maxMessages: 10 } })
+    await publishMany(
+      sluice,
+      topic,
+      Array.from({ length: 10 }, (_, i) => ({ data: i })),
+    )
+    await ackFirst(sluice, topic, 'early', 10)
+    // Everything acknowledged: room for 10 more, and the admissions since are what the bound counts.
+    await sluice.publish(topic, 'after')
+    assert.equal((await sluice.stats(topic)).backlog, 1)
+    // A subscription from the earliest message has all 11 still retained to read: the topic is over its bound.
+    const late = await sluice.subscribe(topic, 'late', { prefetch: 0, startAt: 'earliest' })
+    assert.equal((await sluice.stats(topic)).backlog, 11)
+    await assert.rejects(sluice.publish(topic, 'one too many'), code(ErrorCode.QueueFull))
+    await late.close()
+  })
+
   test("'block': a waiter that times out lets the smaller ones behind it in", async (t) => {
     const instance = await target.open(t)
     const { sluice } = instance
