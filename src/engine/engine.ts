@@ -142,7 +142,9 @@ export class Engine implements Driver {
       clock: this.clock,
       topic: (name) => this.topic(name),
       ensureTopic: (name, like) => this.ensureTopic(name, like),
-      append: (topic, records) => this.append(topic, records),
+      // A committed transaction's outputs are stored past the output topics' limits: the transaction was decided
+      // when it committed (its ack is recorded), so a refusal now could only lose them.
+      append: (topic, records) => this.append(topic, records, { committed: true }),
       checkAppend: (topic, records) => this.checkAppend(topic, records),
       progressed: (topic, count) => topic.flow.drained(count / Math.max(1, this.registry.subscriptionCount(topic))),
     })
@@ -382,7 +384,11 @@ export class Engine implements Driver {
     return topic
   }
 
-  async append(topicName: string, records: readonly AppendRecord[], options: AppendOptions = {}): Promise<Receipt[]> {
+  async append(
+    topicName: string,
+    records: readonly AppendRecord[],
+    options: AppendOptions & { readonly committed?: boolean } = {},
+  ): Promise<Receipt[]> {
     const topic = this.checkAppend(topicName, records)
     const windowMs = topic.info.dedupWindowMs
     const checkIds = windowMs > 0 && records.some((r) => r.idFromProducer === true)
@@ -471,9 +477,13 @@ export class Engine implements Driver {
    * backlog bound) first, then partitioned by key (round-robin without), one
    * append per partition.
    */
-  private async store(topic: Topic, drafts: readonly RecordDraft[], options: AppendOptions): Promise<Receipt[]> {
+  private async store(
+    topic: Topic,
+    drafts: readonly RecordDraft[],
+    options: AppendOptions & { readonly committed?: boolean },
+  ): Promise<Receipt[]> {
     const flow = topic.flow
-    if (!flow.active) {
+    if (!flow.active || options.committed === true) {
       const receipts = await this.storeNow(topic, drafts)
       flow.stored(receipts.length)
       return receipts

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ErrorCode, SluiceError } from '../../errors.ts'
+import type { Message } from '../../message.ts'
 import type { ConformanceTarget } from '../target.ts'
 import { eventually, uniqueName } from '../helpers.ts'
 
@@ -58,6 +59,27 @@ export function exactlyOnceCases(target: ConformanceTarget): void {
 }
 
 export function transactionCases(target: ConformanceTarget): void {
+  test("a committed transaction's outputs are stored even into a full topic: refusing them after the ack would lose them", async (t) => {
+    const { sluice } = await target.open(t)
+    const input = uniqueName('tx-in')
+    const output = uniqueName('tx-full')
+    await sluice.createTopic(input, { partitions: 1 })
+    await sluice.createTopic(output, { partitions: 1, limits: { maxMessages: 1 } })
+    await sluice.publish(output, 'fills it')
+    await sluice.publish(input, 'work')
+    const sub = await sluice.subscribe(input, 'transform', { prefetch: 0 })
+    const it = sub[Symbol.asyncIterator]()
+    const m = (await it.next()).value as Message
+    const published = await m.ack({ publish: [{ topic: output, data: 'result' }] })
+    assert.equal(published.length, 1)
+    const stored = await sluice.read(output, 0, 0, 10)
+    assert.deepEqual(
+      stored.map((r) => r.data),
+      ['fills it', 'result'],
+    )
+    await sub.close()
+  })
+
   test('ack({ publish }) acknowledges and publishes in one step; the outputs carry their own receipts', async (t) => {
     const instance = await target.open(t)
     const { sluice } = instance
