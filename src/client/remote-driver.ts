@@ -61,6 +61,8 @@ export class RemoteDriver implements Driver {
   /** Appends waiting for this turn's flush, by topic. */
   private readonly pendingAppends = new Map<string, PendingAppend[]>()
   private flushScheduled = false
+  /** Appends sent and not yet answered: close() waits for them, so that what was stored is reported stored. */
+  private readonly appending = new Set<Promise<Receipt[]>>()
 
   private constructor(options: ConnectionOptions) {
     this.connection = new ClientConnection(options, {
@@ -201,7 +203,7 @@ export class RemoteDriver implements Driver {
 
   private sendAppend(topic: string, wire: unknown[], options: AppendOptions): Promise<Receipt[]> {
     const args = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }
-    return this.connection.request(
+    const sent = this.connection.request(
       Op.Append,
       { topic, records: wire, ...args },
       {
@@ -211,6 +213,10 @@ export class RemoteDriver implements Driver {
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       },
     ) as Promise<Receipt[]>
+    this.appending.add(sent)
+    const settled = (): void => void this.appending.delete(sent)
+    sent.then(settled, settled)
+    return sent
   }
 
   async read(topic: string, partition: number, fromOffset: number, max: number): Promise<StoredRecord[]> {
@@ -263,8 +269,14 @@ export class RemoteDriver implements Driver {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    // Appends waiting for this turn's flush go out now: the caller was not told they failed.
+    // Appends waiting for this turn's flush go out now, and appends sent get up to 5 s for their answers before
+    // the connection ends, so that a stored message is not reported CLOSED (one blocked on a full topic may
+    // wait longer: it is cut off, and may or may not be stored).
     if (this.flushScheduled) this.flushAppends()
+    const answered = Promise.allSettled([...this.appending])
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([answered, new Promise((resolve) => (timer = setTimeout(resolve, 5000)))])
+    clearTimeout(timer)
     await Promise.all([...this.consumers.values()].map((c) => c.close()))
     this.connection.close()
   }

@@ -69,7 +69,11 @@ export class Sluice {
   private readonly clock: Clock
   /** This instance's producer id: with a sequence per message, it names every append so that a retry is recognised. */
   readonly producerId = uuidv7()
-  private sequence = 0
+  /**
+   * The next sequence per topic (the engine tracks sequences per topic and producer): the messages one
+   * turn publishes to a topic are consecutive, so the client can send them as one run.
+   */
+  private readonly sequences = new Map<string, number>()
   private readonly publishRetry: RetryPolicy | null
   private readonly backpressureRetry: RetryPolicy | null
   private readonly subscriptions = new Set<{ close(options?: CloseOptions): Promise<void> }>()
@@ -122,7 +126,7 @@ export class Sluice {
     return this.driver.deleteTopic(checkTopicName(name))
   }
 
-  private toRecord(data: unknown, options: PublishOptions | undefined): AppendRecord {
+  private toRecord(topic: string, data: unknown, options: PublishOptions | undefined): AppendRecord {
     const now = this.clock.now()
     const checked = checkPublishOptions(options, now)
     const { payload, format } = encodePayload(data, this.options.codec)
@@ -135,8 +139,14 @@ export class Sluice {
       format,
       deliverAt: checked.deliverAt,
       producerId: this.producerId,
-      sequence: this.sequence++,
+      sequence: this.nextSequence(topic),
     }
+  }
+
+  private nextSequence(topic: string): number {
+    const sequence = this.sequences.get(topic) ?? 0
+    this.sequences.set(topic, sequence + 1)
+    return sequence
   }
 
   private append(topic: string, records: AppendRecord[], options: AppendOptions = {}): Promise<Receipt[]> {
@@ -188,7 +198,7 @@ export class Sluice {
   async publish(topic: string, data: unknown, options?: PublishOptions): Promise<Receipt> {
     this.checkOpen()
     checkTopicName(topic)
-    const receipts = await this.append(topic, [this.toRecord(data, options)], waitOptions(options))
+    const receipts = await this.append(topic, [this.toRecord(topic, data, options)], waitOptions(options))
     return receipts[0]!
   }
 
@@ -211,7 +221,7 @@ export class Sluice {
       if (typeof message !== 'object' || message === null || !('data' in message)) {
         throw sluiceError(ErrorCode.InvalidArgument, `message ${i} of the batch has no data field`)
       }
-      return this.toRecord(message.data, message as OutgoingMessage)
+      return this.toRecord(topic, message.data, message as OutgoingMessage)
     })
     return this.append(topic, records, waitOptions(options))
   }
@@ -326,7 +336,7 @@ export class Sluice {
       const { topic, ...rest } = message as TransactionMessage
       checkTopicName(topic)
       const records = byTopic.get(topic) ?? []
-      records.push(this.toRecord(rest.data, rest))
+      records.push(this.toRecord(topic, rest.data, rest))
       byTopic.set(topic, records)
     })
     return [...byTopic].map(([topic, records]) => ({ topic, records }))

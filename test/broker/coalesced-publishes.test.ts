@@ -5,6 +5,7 @@ import { ErrorCode, SluiceError } from '../../src/core/errors.ts'
 import { Engine } from '../../src/engine/engine.ts'
 import { open, type Sluice } from '../../src/index.ts'
 import { cleanup } from '../helpers/cleanup.ts'
+import { tempDir } from '../helpers/temp-dir.ts'
 
 /**
  * The client sends publishes made in the same turn of the event loop as one
@@ -12,8 +13,8 @@ import { cleanup } from '../helpers/cleanup.ts'
  * outcome: a merged request that fails is sent again append by append.
  */
 
-async function client(t: TestContext): Promise<Sluice> {
-  const broker = new Broker(await Engine.open({}), { port: 0, httpPort: null })
+async function client(t: TestContext, dir?: string): Promise<Sluice> {
+  const broker = new Broker(await Engine.open({ dir }), { port: 0, httpPort: null })
   const { port } = await broker.start()
   cleanup(t, () => broker.stop())
   const sluice = await open({ url: `sluice://127.0.0.1:${port}` })
@@ -48,5 +49,17 @@ test("one caller's refusal is not another's: a full topic takes the first of two
   assert.deepEqual(
     stored.map((m) => m.data),
     ['a'],
+  )
+})
+
+test('publishes still unanswered when the client closes get their receipts: stored is never reported CLOSED', async (t) => {
+  const sluice = await client(t, await tempDir(t))
+  await sluice.createTopic('late', { partitions: 1, durability: 'fsync' })
+  const publishing = Array.from({ length: 5 }, (_, i) => sluice.publish('late', i))
+  await sluice.close()
+  const outcomes = await Promise.allSettled(publishing)
+  assert.deepEqual(
+    outcomes.map((o) => o.status),
+    Array.from({ length: 5 }, () => 'fulfilled'),
   )
 })

@@ -16,6 +16,7 @@ import {
   encodeStoredRecord,
   malformed,
 } from '../../protocol/wire.ts'
+import { messageBytes } from '../../engine/log/record.ts'
 import { PushConsumer } from './push-consumer.ts'
 
 export interface ConnectionLimits {
@@ -240,7 +241,8 @@ export class Connection {
         const records = asArray(args['records'], 'records').map(decodeAppendRecord)
         const timeoutMs = args['timeoutMs']
         request.cancel = new AbortController()
-        for (const r of records) request.bytes += r.payload.length + 64
+        // Keys and headers count too: they can be as large as payloads.
+        for (const r of records) request.bytes += messageBytes(r.key, r.headers, r.payload.length) + 64
         return d.append(asString(args['topic'], 'topic'), records, {
           timeoutMs: timeoutMs === undefined || timeoutMs === null ? undefined : asInt(timeoutMs, 'timeoutMs'),
           signal: request.cancel.signal,
