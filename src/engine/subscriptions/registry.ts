@@ -325,9 +325,18 @@ export class SubscriptionRegistry {
         })),
       })),
     }
+    const deadline = lease.deadline
     dispatcher.hold(lease, 300_000)
     const result = (async (): Promise<CommitResult> => {
-      if (this.journal !== null) await this.journal.append([op], true)
+      if (this.journal !== null) {
+        try {
+          await this.journal.append([op], true)
+        } catch (err) {
+          // Nothing was committed: the lease keeps its own deadline (not the 5 minutes held for the commit).
+          dispatcher.hold(lease, Math.max(0, deadline - this.services.clock.now()))
+          throw err
+        }
+      }
       dispatcher.completeCommitted(lease)
       this.pendingTx.set(txId, op)
       return { acked: true, receipts: await this.publishOutputs(op) }
