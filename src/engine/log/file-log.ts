@@ -14,7 +14,7 @@ import {
   type RecordDraft,
 } from './record.ts'
 import { RecordCache } from './record-cache.ts'
-import { scanSegment } from './recovery.ts'
+import { maxUnsyncedBytes, scanSegment } from './recovery.ts'
 import { defaultIndexIntervalBytes as indexIntervalBytes, SegmentIndex } from './segment-index.ts'
 import { segmentFileName, segmentNamePattern } from './segment-name.ts'
 
@@ -51,6 +51,12 @@ export interface FileLogOptions {
    * Records with a producer id are collected from the tail segment anyway.
    */
   readonly recentSinceMs?: number
+  /**
+   * The most bytes at the active segment's end left unsynced (default
+   * `maxUnsyncedBytes`): recovery cuts damage within it as a torn tail.
+   * Smaller in tests.
+   */
+  readonly maxUnsyncedBytes?: number
 }
 
 /** A record found at open that deduplication must know of. */
@@ -72,6 +78,8 @@ interface Segment {
   readonly logPath: string
   readonly indexPath: string
   file: LogFile | null
+  /** Bytes known to be fsynced (those before the start of the last completed fsync). */
+  syncedBytes: number
   /** Reads in progress; a deleted segment's file is closed when they end. */
   readers: number
   deleted: boolean
@@ -188,6 +196,7 @@ export class FileLog implements PartitionLog {
       logPath: join(this.options.dir, segmentFileName(baseOffset, 'log')),
       indexPath: join(this.options.dir, segmentFileName(baseOffset, 'idx')),
       file: null,
+      syncedBytes: 0,
       readers: 0,
       deleted: false,
     }
@@ -279,11 +288,19 @@ export class FileLog implements PartitionLog {
   private async loadTail(segment: Segment): Promise<void> {
     const file = await this.options.fs.open(segment.logPath, 'write')
     segment.file = file
-    const scan = await scanSegment(file, segment.baseOffset, true, (record) => this.noteRecent(record, 0))
+    const scan = await scanSegment(
+      file,
+      segment.baseOffset,
+      true,
+      (record) => this.noteRecent(record, 0),
+      this.options.maxUnsyncedBytes,
+    )
     this.adopt(segment, scan.index, scan.summary)
+    if (scan.tornBytes > 0) await file.truncate(scan.summary.logBytes)
+    // What a killed process left in the page cache is made durable now, so the unsynced end starts empty.
+    if (this.options.durability !== 'none') await file.sync()
+    segment.syncedBytes = scan.summary.logBytes
     if (scan.tornBytes > 0) {
-      await file.truncate(scan.summary.logBytes)
-      await file.sync()
       this.recovery = {
         path: segment.logPath,
         cutBytes: scan.tornBytes,
@@ -399,22 +416,25 @@ export class FileLog implements PartitionLog {
         stampRecord(p.buf, at, p.sizes[i]!, offset++, timestamp)
     }
     const writeAt = segment.logBytes
-    try {
-      const buffers = batch.map((p) => p.buf)
-      // Never block the event loop on a file being fsynced: a write to a page under writeback waits for it.
-      if (total <= syncWriteBytes && this.syncsInFlight === 0) file.writevSync(buffers, writeAt)
-      else await file.writev(buffers, writeAt)
-    } catch (err) {
-      throw await this.writeFailed(file, writeAt, err)
-    }
-    if (this.options.durability === 'fsync') {
-      try {
-        await file.sync()
-      } catch (err) {
-        throw this.fail(`fsync of ${file.path} failed`, err)
+    const window = this.options.maxUnsyncedBytes ?? maxUnsyncedBytes
+    let at = writeAt
+    for (const buffers of total <= window ? [batch.map((p) => p.buf)] : piecesOf(batch, window)) {
+      let bytes = 0
+      for (const b of buffers) bytes += b.length
+      if (this.options.durability !== 'fsync' && at + bytes - segment.syncedBytes > window) {
+        // Never more than `window` unsynced at the end: recovery counts on it.
+        await this.syncSegment(segment, at)
       }
-    } else {
-      this.dirty = true
+      try {
+        // Never block the event loop on a file being fsynced: a write to a page under writeback waits for it.
+        if (bytes <= syncWriteBytes && this.syncsInFlight === 0) file.writevSync(buffers, at)
+        else await file.writev(buffers, at)
+      } catch (err) {
+        throw await this.writeFailed(file, writeAt, err)
+      }
+      at += bytes
+      if (this.options.durability === 'fsync') await this.syncSegment(segment, at)
+      else this.dirty = true
     }
     const records = new Array<LogRecord>(count)
     let position = writeAt
@@ -506,7 +526,13 @@ export class FileLog implements PartitionLog {
   async sync(): Promise<void> {
     if (!this.dirty || this.failure !== null) return
     this.dirty = false
-    const file = this.active.file!
+    const segment = this.active
+    await this.syncSegment(segment, segment.logBytes)
+  }
+
+  /** fsyncs `segment`, whose first `written` bytes are then durable. */
+  private async syncSegment(segment: Segment, written: number): Promise<void> {
+    const file = segment.file!
     this.syncsInFlight++
     try {
       await file.sync()
@@ -515,6 +541,7 @@ export class FileLog implements PartitionLog {
     } finally {
       this.syncsInFlight--
     }
+    segment.syncedBytes = Math.max(segment.syncedBytes, written)
   }
 
   onAppend(listener: (endOffset: number) => void): () => void {
@@ -666,4 +693,29 @@ export class FileLog implements PartitionLog {
     if (this.failure === null && this.dirty) await this.sync().catch(() => undefined)
     for (const segment of this.segments) await this.closeFile(segment)
   }
+}
+
+/**
+ * A batch cut at record boundaries into pieces of at most `window` bytes (a
+ * record bigger than that is a piece of its own), for batches too big to
+ * leave unsynced at once.
+ */
+function piecesOf(batch: readonly PendingAppend[], window: number): Uint8Array[][] {
+  const pieces: Uint8Array[][] = []
+  let piece: Uint8Array[] = []
+  let bytes = 0
+  for (const p of batch) {
+    for (let i = 0, at = 0; i < p.sizes.length; at += p.sizes[i]!, i++) {
+      const size = p.sizes[i]!
+      if (bytes > 0 && bytes + size > window) {
+        pieces.push(piece)
+        piece = []
+        bytes = 0
+      }
+      piece.push(p.buf.subarray(at, at + size))
+      bytes += size
+    }
+  }
+  if (piece.length > 0) pieces.push(piece)
+  return pieces
 }

@@ -7,11 +7,17 @@ import { SegmentIndex, type SegmentSummary } from './segment-index.ts'
  * Reading a segment from start to end to find where its complete records end.
  *
  * After a crash the tail of the last segment can be torn: a record cut short,
- * or a region of zeros where the OS had extended the file but not yet written
- * the data. Both are cut off and reported. Anything else that fails its
- * checksum while valid records follow it is damage to data that was once
- * complete; recovery refuses to skip it and fails loudly.
+ * a region of zeros where the OS had extended the file but not yet written
+ * the data, or, after a power cut, any mix of written and unwritten sectors
+ * (the disk reorders writes freely until an fsync). A log never has more than
+ * `maxUnsyncedBytes` at a segment's end that were not fsynced (FileLog keeps
+ * to it), so damage that close to the end is a torn tail: cut off and
+ * reported. Damage further back, with valid records after it, hit data that
+ * was once fsynced; recovery refuses to skip it and fails loudly.
  */
+
+/** The most bytes at the end of a segment that may not have been fsynced, at any moment. */
+export const maxUnsyncedBytes = 16 * 1024 * 1024
 
 export interface ScanResult {
   readonly summary: SegmentSummary
@@ -46,13 +52,15 @@ function findLaterRecord(rest: Buffer, expected: number): number {
 /**
  * Scans a segment. With `tail` (the active segment), a torn end is measured
  * for the caller to cut; without it (a sealed segment, which was fsynced
- * before the next one began) any bad record is corruption.
+ * before the next one began) any bad record is corruption. `unsyncedBytes`:
+ * how much of the tail's end may be unsynced (see `maxUnsyncedBytes`).
  */
 export async function scanSegment(
   file: LogFile,
   baseOffset: number,
   tail: boolean,
   onRecord?: (record: LogRecord) => void,
+  unsyncedBytes = maxUnsyncedBytes,
 ): Promise<ScanResult> {
   const fileBytes = await file.size()
   const index = new SegmentIndex()
@@ -145,5 +153,17 @@ export async function scanSegment(
       tornReason: `${later} bytes of zeros (an unwritten region), records after it were never fsynced`,
     }
   }
-  return damage(`${problem}, and a valid record follows ${later} bytes later`)
+  if (fileBytes - p <= unsyncedBytes) {
+    // Within what may not have been fsynced: sectors written out of order before a power cut.
+    return {
+      summary,
+      index,
+      fileBytes,
+      tornBytes: fileBytes - p,
+      tornReason: `${problem} ${fileBytes - p} bytes before the end, where writes may not have been fsynced (a valid record follows ${later} bytes later: sectors written out of order before a power cut)`,
+    }
+  }
+  return damage(
+    `${problem} ${fileBytes - p} bytes before the end, further back than writes are ever left unsynced (${unsyncedBytes} bytes), and a valid record follows ${later} bytes later`,
+  )
 }
