@@ -28,6 +28,12 @@ export interface OpenOptions {
   readonly codec?: Codec
   /** Publishing to an unknown topic creates it with default settings. Default false. */
   readonly autoCreateTopics?: boolean
+  /**
+   * `file:`: free disk space kept back from publishes, so acknowledgements
+   * and recovery have room when the disk fills; publishes get STORAGE_FULL
+   * meanwhile. Default 64 MiB; 0 turns it off.
+   */
+  readonly diskReserveBytes?: number
   /** Time source, for tests. */
   readonly clock?: Clock
 }
@@ -51,6 +57,12 @@ export function dataDirOf(url: string): string {
 export async function open(options: OpenOptions = {}): Promise<Sluice> {
   const url = options.url ?? `file:${defaultDataDir}`
   if (typeof url !== 'string') throw sluiceError(ErrorCode.InvalidArgument, 'url must be a string')
+  const reserve = options.diskReserveBytes
+  if (reserve !== undefined && !(Number.isSafeInteger(reserve) && reserve >= 0))
+    throw sluiceError(
+      ErrorCode.InvalidArgument,
+      `diskReserveBytes must be a whole number of bytes, 0 or more (got ${String(reserve)})`,
+    )
   const sluiceOptions = {
     codec: options.codec,
     autoCreateTopics: options.autoCreateTopics,
@@ -59,7 +71,11 @@ export async function open(options: OpenOptions = {}): Promise<Sluice> {
   }
   if (url === 'memory:' || url.startsWith('file:')) {
     const { Engine } = await import('./engine/engine.ts')
-    const engine = await Engine.open({ dir: url === 'memory:' ? undefined : dataDirOf(url), clock: options.clock })
+    const engine = await Engine.open({
+      dir: url === 'memory:' ? undefined : dataDirOf(url),
+      clock: options.clock,
+      diskReserveBytes: options.diskReserveBytes,
+    })
     return new Sluice(engine, sluiceOptions)
   }
   if (url.startsWith('sluice://')) {

@@ -35,6 +35,7 @@ import type { EngineConsumer } from './subscriptions/consumer.ts'
 import { SubscriptionRegistry } from './subscriptions/registry.ts'
 import { Dedup, receiptOf, type Known } from './dedup.ts'
 import { TopicFlow, type Backlog } from './flow.ts'
+import { defaultDiskReserveBytes, DiskSpace } from './disk-space.ts'
 import { DirLock } from './lock.ts'
 import { Topic } from './topic.ts'
 
@@ -60,6 +61,12 @@ export interface EngineOptions {
   readonly cacheBytesPerPartition?: number
   /** How often retention runs. Default 5000. */
   readonly retentionIntervalMs?: number
+  /**
+   * Free space on the data directory's disk kept back from publishes, so that
+   * acknowledgements and recovery have room when the disk fills (publishes
+   * get STORAGE_FULL meanwhile). Default 64 MiB; 0 turns it off.
+   */
+  readonly diskReserveBytes?: number
   /** Told about torn tails that recovery cut off. Default: a process warning. */
   readonly onRecovery?: (report: RecoveryReport) => void
 }
@@ -77,6 +84,7 @@ export class Engine implements Driver {
   private readonly clock: Clock
   private readonly fs: FileSystem
   private closed = false
+  private readonly disk: DiskSpace | null
   private stopRetention: (() => void) | null = null
   private subscriptions: SubscriptionRegistry | null = null
   private readonly dedup = new Dedup()
@@ -94,6 +102,10 @@ export class Engine implements Driver {
   ) {
     this.clock = options.clock ?? systemClock
     this.fs = options.fs ?? nodeFileSystem
+    this.disk =
+      options.dir === undefined
+        ? null
+        : new DiskSpace(options.dir, this.fs, this.clock, options.diskReserveBytes ?? defaultDiskReserveBytes)
     this.capabilities = {
       durability:
         options.dir === undefined ? [Durability.Memory] : [Durability.Fsync, Durability.Interval, Durability.Memory],
@@ -137,6 +149,7 @@ export class Engine implements Driver {
   private async load(): Promise<void> {
     // Spilled messages of memory topics are gone on restart.
     if (this.dir !== undefined) await this.fs.removeTree(join(this.dir, 'spill'))
+    await this.disk?.check()
     await this.loadTopics()
     this.subscriptions = await SubscriptionRegistry.open(this.dir, this.fs, {
       clock: this.clock,
@@ -390,6 +403,17 @@ export class Engine implements Driver {
     options: AppendOptions & { readonly committed?: boolean } = {},
   ): Promise<Receipt[]> {
     const topic = this.checkAppend(topicName, records)
+    if (this.disk !== null && topic.info.durability !== Durability.Memory) {
+      // A committed transaction's outputs may use the reserve: the transaction was decided when it committed.
+      const refusal = this.disk.roomy || options.committed === true ? null : await this.disk.refusal()
+      if (refusal !== null) {
+        topic.flow.rejected += records.length
+        throw refusal
+      }
+      let bytes = 0
+      for (const record of records) bytes += record.payload.length
+      this.disk.wrote(bytes)
+    }
     const windowMs = topic.info.dedupWindowMs
     const checkIds = windowMs > 0 && records.some((r) => r.idFromProducer === true)
     const now = this.clock.now()

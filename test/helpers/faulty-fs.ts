@@ -7,6 +7,8 @@ import { nodeFileSystem, type FileSystem, type LogFile } from '../../src/engine/
 export class FaultyFileSystem implements FileSystem {
   failWrites: string | null = null
   failSyncs: string | null = null
+  /** What `freeBytes` answers, when set (else the real figure). */
+  freeBytesAnswer: number | null = null
   writes = 0
   syncs = 0
 
@@ -66,4 +68,6 @@ export class FaultyFileSystem implements FileSystem {
   removeTree = (path: string): Promise<void> => nodeFileSystem.removeTree(path)
   exists = (path: string): Promise<boolean> => nodeFileSystem.exists(path)
   syncDir = (path: string): Promise<void> => nodeFileSystem.syncDir(path)
+  freeBytes = (path: string): Promise<number> =>
+    this.freeBytesAnswer === null ? nodeFileSystem.freeBytes(path) : Promise.resolve(this.freeBytesAnswer)
 }

@@ -205,6 +205,7 @@ export class PowerLossFileSystem implements FileSystem {
   }
 
   exists = (path: string): Promise<boolean> => nodeFileSystem.exists(path)
+  freeBytes = (path: string): Promise<number> => nodeFileSystem.freeBytes(path)
 
   async syncDir(path: string): Promise<void> {
     this.step()

@@ -40,6 +40,8 @@ export interface FileSystem {
   exists(path: string): Promise<boolean>
   /** fsync a directory, so that files created or renamed in it survive a crash. */
   syncDir(path: string): Promise<void>
+  /** Bytes free for this process on the disk holding `path` (statfs). */
+  freeBytes(path: string): Promise<number>
 }
 
 function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
@@ -140,6 +142,10 @@ export const nodeFileSystem: FileSystem = {
     } catch {
       return false
     }
+  },
+  async freeBytes(path) {
+    const stats = await fs.promises.statfs(path)
+    return stats.bavail * stats.bsize
   },
   async syncDir(path) {
     const handle = await fs.promises.open(path, 'r')
