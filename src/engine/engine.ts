@@ -754,6 +754,7 @@ export class Engine implements Driver {
 
   async close(): Promise<void> {
     if (this.closed) return
+    await this.subscriptions?.settle().catch(() => undefined)
     this.closed = true
     this.stopRetention?.()
     for (const topic of this.topics.values())

@@ -428,6 +428,8 @@ export class Dispatcher {
     // crashes its consumer at once, every time, still runs out of attempts and is dead-lettered.
     const tries = new Map<number, { o: number[]; n: number[] }>()
     for (const e of entries) {
+      // The state (snapshotted at close) keeps the count too, not just the journal: a clean restart must not reset it.
+      this.queues[e.partition]!.state.attempts.set(e.offset, e.attempts)
       let t = tries.get(e.partition)
       if (t === undefined) {
         t = { o: [], n: [] }
@@ -544,6 +546,7 @@ export class Dispatcher {
       holder.leases.delete(leaseKey(entry.partition, entry.offset))
       entry.lease = null
       entry.attempts--
+      this.queues[entry.partition]!.state.attempts.set(entry.offset, entry.attempts)
       entry.availableAt = this.now()
       this.makeEligible(entry)
     }
@@ -581,7 +584,7 @@ export class Dispatcher {
       void this.complete(entry).catch(() => undefined)
       return
     }
-    this.host.deadLetter(entry.record, entry.partition, entry.attempts, reason, config.deadLetter).then(
+    const dying = this.host.deadLetter(entry.record, entry.partition, entry.attempts, reason, config.deadLetter).then(
       () => {
         if (entry.state !== EntryState.Dying) return
         this.counters.deadLettered++
@@ -594,7 +597,12 @@ export class Dispatcher {
         this.makeEligible(entry)
       },
     )
+    this.dying.add(dying)
+    void dying.finally(() => this.dying.delete(dying))
   }
+
+  /** Dead letters being stored: the engine waits for them before it closes, so none is stored twice. */
+  readonly dying = new Set<Promise<void>>()
 
   // --- time ---
 

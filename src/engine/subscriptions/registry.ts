@@ -533,6 +533,11 @@ export class SubscriptionRegistry {
     return out.sort((a, b) => a.subscription.localeCompare(b.subscription))
   }
 
+  /** Waits for dead letters being stored (before close, so each message is dead-lettered once). */
+  async settle(): Promise<void> {
+    for (const map of this.dispatchers.values()) for (const d of map.values()) await Promise.all([...d.dying])
+  }
+
   async close(): Promise<void> {
     for (const map of this.dispatchers.values()) {
       for (const dispatcher of map.values()) this.closeDispatcher(dispatcher, 'the engine is closed')
