@@ -57,6 +57,7 @@ test(`a producer and a consumer process talk only through a broker that is kille
   const acked = new Set(
     producer.lines.filter((l) => l.startsWith('ack ')).map((l) => l.split(' ').slice(1, 3).join(':')),
   )
+  let waitFailure: unknown = null
   await waitFor(
     'the consumer to receive every acknowledged publish',
     () => {
@@ -64,7 +65,10 @@ test(`a producer and a consumer process talk only through a broker that is kille
       return [...acked].every((id) => seen.has(id))
     },
     60_000,
-  )
+  ).catch((err: unknown) => {
+    // Judge anyway: the report says which messages are missing, and whether the log has them.
+    waitFailure = err
+  })
   for (const line of consumer.lines) {
     const [word, id, , partition, offset] = line.split(' ')
     if (word === 'got') delivered.read(id!, { partition: Number(partition), offset: Number(offset) })
@@ -80,8 +84,9 @@ test(`a producer and a consumer process talk only through a broker that is kille
     }
   }
 
-  const deliveries = await judge(t, delivered, 'kill-broker-deliveries')
   const log = await judge(t, stored, 'kill-broker-log', { wholeLog: true })
+  const deliveries = await judge(t, delivered, 'kill-broker-deliveries')
+  if (waitFailure !== null) throw waitFailure as Error
   t.diagnostic(`${kills} broker kills; ${failed} publishes failed, ${retriesRecognised} retries recognised as stored`)
   assert.ok(
     log.acknowledged > log.attempted * 0.9 && log.acknowledged > kills * 20,
