@@ -434,7 +434,12 @@ export class FileLog implements PartitionLog {
       }
       at += bytes
       if (this.options.durability === 'fsync') await this.syncSegment(segment, at)
-      else this.dirty = true
+      else {
+        this.dirty = true
+        // Half the window unsynced: fsync now in the background, before writers have to wait for one.
+        if (at - segment.syncedBytes > window / 2 && this.syncsInFlight === 0)
+          void backgroundSync(() => this.sync()).catch(() => undefined)
+      }
     }
     const records = new Array<LogRecord>(count)
     let position = writeAt
