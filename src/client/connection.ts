@@ -126,7 +126,11 @@ export class ClientConnection {
         socket.destroy()
         reject(err)
       }
+      // A broker that dies after accepting, before its WELCOME, may close with a FIN and no error (nothing unread
+      // on its side): without this, the attempt would wait for ever and the client would never reconnect.
+      const closedEarly = (): void => failEarly(new Error('the broker closed the connection before answering HELLO'))
       socket.once('error', failEarly)
+      socket.once('close', closedEarly)
       socket.once('connect', () =>
         socket.write(encodeFrame(FrameKind.Hello, 0, { version: protocolVersion, client: 'sluice-js' })),
       )
@@ -156,6 +160,7 @@ export class ClientConnection {
             this.welcome = asObject(frame.body, 'welcome') as { maxFrameBytes: number; capabilities: unknown }
             this.socket = socket
             socket.off('error', failEarly)
+            socket.off('close', closedEarly)
             socket.on('error', () => undefined)
             socket.on('close', () => this.onClose(socket))
             void this.resume().then(resolve, reject)

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net'
-import type { Driver } from '../../core/driver.ts'
+import type { Driver, DriverConsumer } from '../../core/driver.ts'
 import { asSluiceError, ErrorCode, QueueFullError, SluiceError, sluiceError } from '../../core/errors.ts'
 import { checkConsumerConfig } from '../../core/subscribe-options.ts'
 import { encodeFrame, FrameKind, FrameParser, protocolVersion, type Frame } from '../../protocol/frame.ts'
@@ -72,6 +72,12 @@ export class Connection {
   private closed = false
   private corked = false
   private readonly consumers = new Map<number, PushConsumer>()
+  /**
+   * Credit sent for consumers whose OPEN_CONSUMER is still being handled (the engine opens them
+   * asynchronously): frames are ordered, so a client may grant right behind the open, and that credit
+   * counts once the consumer exists. Dropping it left a reconnected consumer waiting for ever.
+   */
+  private readonly opening = new Map<number, number>()
   private idleWaiters: (() => void)[] = []
 
   constructor(
@@ -148,7 +154,9 @@ export class Connection {
       case FrameKind.Credit: {
         const consumer = this.consumers.get(frame.id)
         const n = asInt(frame.body, 'credit')
-        consumer?.grant(n)
+        const early = this.opening.get(frame.id)
+        if (consumer !== undefined) consumer.grant(n)
+        else if (early !== undefined) this.opening.set(frame.id, Math.min(early + n, 1_000_000))
         return
       }
       default:
@@ -331,7 +339,7 @@ export class Connection {
 
   private async openConsumer(args: Record<string, unknown>): Promise<null> {
     const id = asInt(args['consumer'], 'consumer id')
-    if (this.consumers.has(id))
+    if (this.consumers.has(id) || this.opening.has(id))
       throw sluiceError(ErrorCode.Conflict, `consumer ${id} is already open on this connection`)
     if (this.consumers.size >= this.limits.maxConsumers) {
       throw sluiceError(
@@ -340,11 +348,20 @@ export class Connection {
       )
     }
     const config = checkConsumerConfig(args['config'])
-    const engineConsumer = await this.driver.openConsumer(
-      asString(args['topic'], 'topic'),
-      asString(args['subscription'], 'subscription'),
-      config,
-    )
+    const credit = args['credit'] === undefined ? 0 : asInt(args['credit'], 'credit')
+    this.opening.set(id, 0)
+    let engineConsumer: DriverConsumer
+    let early: number
+    try {
+      engineConsumer = await this.driver.openConsumer(
+        asString(args['topic'], 'topic'),
+        asString(args['subscription'], 'subscription'),
+        config,
+      )
+    } finally {
+      early = this.opening.get(id) ?? 0
+      this.opening.delete(id)
+    }
     if (this.closed) {
       await engineConsumer.close()
       throw sluiceError(ErrorCode.Closed, 'the connection closed')
@@ -354,8 +371,7 @@ export class Connection {
       this.send(FrameKind.Deliver, consumerId, records),
     )
     this.consumers.set(id, push)
-    const credit = args['credit']
-    if (credit !== undefined) push.grant(asInt(credit, 'credit'))
+    if (credit + early > 0) push.grant(credit + early)
     return null
   }
 
