@@ -156,19 +156,38 @@ async function main(): Promise<void> {
   if (results.some((r) => !r.passed)) process.exit(1)
 }
 
-/** The figures a reader looks for first, per workload. */
+const headlineKeys = [
+  'kills',
+  'seeds',
+  'runs',
+  'commands',
+  'durationMs',
+  'acknowledged',
+  'lost',
+  'unexpected',
+  'storedTwice',
+  'duplicates',
+  'orderViolations',
+  'offsetGaps',
+  'lostInInterval',
+  'heapSlopeBytesPerMin',
+  'rssSlopeBytesPerMin',
+  'fdSlopePerMin',
+  'rssMax',
+]
+
+/** The figures a reader looks for first, per workload (one level of nesting, e.g. the broker test's `log`). */
 function headline(r: StepResult): string {
+  const pick = (f: Record<string, unknown>, prefix: string): string[] =>
+    headlineKeys.filter((k) => typeof f[k] === 'number').map((k) => `${prefix}${k} ${String(f[k])}`)
   const parts: string[] = []
   for (const [name, value] of Object.entries(r.figures)) {
     const f = value as Record<string, unknown>
-    const pick = (keys: string[]): string =>
-      keys
-        .filter((k) => f[k] !== undefined && typeof f[k] !== 'object')
-        .map((k) => `${k} ${String(f[k])}`)
-        .join(', ')
-    parts.push(
-      `${name}: ${pick(['kills', 'seeds', 'runs', 'commands', 'durationMs', 'acknowledged', 'lost', 'unexpected', 'storedTwice', 'duplicates', 'orderViolations', 'offsetGaps', 'lostInInterval', 'heapSlopeBytesPerMin', 'rssSlopeBytesPerMin', 'fdSlopePerMin', 'rssMax'])}`,
-    )
+    const fields = pick(f, '')
+    for (const [key, inner] of Object.entries(f))
+      if (inner !== null && typeof inner === 'object' && !Array.isArray(inner))
+        fields.push(...pick(inner as Record<string, unknown>, `${key}.`))
+    parts.push(`${name}: ${fields.join(', ')}`)
   }
   return parts.join('; ')
 }
