@@ -209,8 +209,13 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
     }
   }
 
-  /** A message is done: free its place, let the pump lease more. */
+  /**
+   * A message is done: free its place, let the pump lease more. Once per delivery: a lease lost while its ack or
+   * nack is on the way finishes the message early, and by the time the answer comes its place may hold a
+   * redelivery of the same offset, which must stay held (and heartbeated).
+   */
   private finish(message: LeasedMessage<T>): void {
+    if (this.held.get(message.refKey) !== message) return
     this.held.delete(message.refKey)
     if (this.handler !== null) this.startHandlers()
     const wake = this.wakePump
