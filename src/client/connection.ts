@@ -52,6 +52,8 @@ type State = (typeof State)[keyof typeof State]
  */
 export class ClientConnection {
   private socket: Socket | null = null
+  /** The socket of a connection attempt still waiting for WELCOME (close() ends it). */
+  private attempt: Socket | null = null
   private state: State = State.Connecting
   private nextId = 1
   private readonly inFlight = new Map<number, Request>()
@@ -99,6 +101,7 @@ export class ClientConnection {
     if (this.everConnected) return
     this.state = State.Closed
     this.socket?.destroy()
+    this.attempt?.destroy()
     for (const waiter of this.readyWaiters.splice(0)) waiter.reject(err)
   }
 
@@ -119,6 +122,7 @@ export class ClientConnection {
   private connectOnce(): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = connect({ host: this.options.host, port: this.options.port, noDelay: true })
+      this.attempt = socket
       const parser = new FrameParser(64 * 1024 * 1024)
       let greeted = false
       const failEarly = (err: Error): void => {
@@ -129,6 +133,16 @@ export class ClientConnection {
       // A broker that dies after accepting, before its WELCOME, may close with a FIN and no error (nothing unread
       // on its side): without this, the attempt would wait for ever and the client would never reconnect.
       const closedEarly = (): void => failEarly(new Error('the broker closed the connection before answering HELLO'))
+      // A broker that accepts and never answers (stopped, overloaded) must not hold the attempt for ever: give up
+      // after connectTimeoutMs, and the loop backs off and tries again.
+      const handshakeTimer = setTimeout(
+        () => failEarly(new Error(`the broker did not answer HELLO within ${this.options.connectTimeoutMs} ms`)),
+        this.options.connectTimeoutMs,
+      )
+      socket.once('close', () => {
+        clearTimeout(handshakeTimer)
+        if (this.attempt === socket) this.attempt = null
+      })
       socket.once('error', failEarly)
       socket.once('close', closedEarly)
       socket.once('connect', () =>
@@ -157,6 +171,14 @@ export class ClientConnection {
               return
             }
             greeted = true
+            clearTimeout(handshakeTimer)
+            this.attempt = null
+            // Closed while the broker was answering: close() wins, the client stays closed.
+            if (this.state !== State.Connecting) {
+              socket.destroy()
+              reject(sluiceError(ErrorCode.Closed, 'the client is closed'))
+              return
+            }
             this.welcome = asObject(frame.body, 'welcome') as { maxFrameBytes: number; capabilities: unknown }
             this.socket = socket
             socket.off('error', failEarly)
@@ -359,5 +381,7 @@ export class ClientConnection {
     this.socket?.end()
     const socket = this.socket
     setTimeout(() => socket?.destroy(), 1000).unref()
+    // A reconnect attempt still in its handshake ends too: its WELCOME must not bring the client back.
+    this.attempt?.destroy()
   }
 }

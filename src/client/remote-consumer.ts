@@ -1,5 +1,5 @@
 import type { DriverConsumer } from '../core/driver.ts'
-import { ErrorCode, sluiceError } from '../core/errors.ts'
+import { asSluiceError, ErrorCode, type SluiceError, sluiceError } from '../core/errors.ts'
 import type { CommitResult, ConsumerConfig, LeasedRecord, LeaseRef, TransactionOutput } from '../core/types.ts'
 import { Op } from '../protocol/ops.ts'
 import { decodeLeasedRecord, decodeRef, encodeAppendRecord, encodeRef } from '../protocol/wire.ts'
@@ -22,7 +22,13 @@ export class RemoteConsumer implements DriverConsumer {
   private outstanding = 0
   /** Records handed to the runner and not yet settled, by lease key. */
   private readonly handedOut = new Map<number, LeaseRef>()
-  private waiter: { max: number; resolve: (records: LeasedRecord[]) => void } | null = null
+  private waiter: {
+    max: number
+    resolve: (records: LeasedRecord[]) => void
+    reject: (err: SluiceError) => void
+  } | null = null
+  /** Why the broker refused the last reopen; the consumer is not open there until a reopen succeeds. */
+  private refused: SluiceError | null = null
   private readonly lostListeners: ((ref: LeaseRef) => void)[] = []
   private closed = false
 
@@ -35,7 +41,7 @@ export class RemoteConsumer implements DriverConsumer {
     private readonly onClosed: (consumer: RemoteConsumer) => void,
   ) {}
 
-  /** Opens (or, after a reconnect, reopens) this consumer on the broker. */
+  /** Opens this consumer on the broker. */
   async open(urgent = false): Promise<void> {
     // A lease call waiting across the reconnect gets its credit back with the reopen.
     const credit = this.waiter === null ? 0 : this.waiter.max
@@ -45,18 +51,40 @@ export class RemoteConsumer implements DriverConsumer {
       { consumer: this.id, topic: this.topic, subscription: this.subscription, config: this.config, credit },
       { urgent },
     )
+    this.refused = null
+  }
+
+  /**
+   * Reopens this consumer on a new connection. A refusal (the topic was deleted meanwhile, a request timed out)
+   * does not end the consumer: like a Kafka consumer whose topic is missing, it keeps trying while its owner
+   * wants messages. The waiting lease call fails with the broker's error (the runner reports it to onError and
+   * calls again after its backoff) and each later lease call tries the reopen again, so the consumer is back
+   * when the broker lets it, and is never silently dead. A consumer that should stop is closed by its owner.
+   */
+  async reopen(): Promise<void> {
+    try {
+      await this.open(true)
+    } catch (err) {
+      if (this.closed) return
+      this.refused = asSluiceError(err)
+      const waiter = this.waiter
+      this.waiter = null
+      waiter?.reject(this.refused)
+    }
   }
 
   lease(max: number, signal: AbortSignal): Promise<LeasedRecord[]> {
     if (this.closed) return Promise.reject(sluiceError(ErrorCode.Closed, `consumer of ${this.subscription} is closed`))
     if (this.buffer.length > 0) return Promise.resolve(this.take(max))
     if (signal.aborted) return Promise.resolve([])
+    // Not open on the broker since a refused reopen: try again now (while disconnected, the next resume does).
+    if (this.refused !== null && this.connection.connected) return this.open().then(() => this.lease(max, signal))
     const want = max - this.outstanding
     if (want > 0) {
       this.outstanding += want
       this.connection.credit(this.id, want)
     }
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         if (this.waiter?.resolve === finish) this.waiter = null
         resolve([])
@@ -65,7 +93,11 @@ export class RemoteConsumer implements DriverConsumer {
         signal.removeEventListener('abort', onAbort)
         resolve(records)
       }
-      this.waiter = { max, resolve: finish }
+      const fail = (err: SluiceError): void => {
+        signal.removeEventListener('abort', onAbort)
+        reject(err)
+      }
+      this.waiter = { max, resolve: finish, reject: fail }
       signal.addEventListener('abort', onAbort, { once: true })
     })
   }

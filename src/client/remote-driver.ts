@@ -72,7 +72,8 @@ export class RemoteDriver implements Driver {
         for (const consumer of this.consumers.values()) consumer.disconnected()
       },
       resumed: async () => {
-        for (const consumer of this.consumers.values()) await consumer.open(true).catch(() => undefined)
+        // A refused reopen is the consumer's to report and retry (see RemoteConsumer.reopen); the others go on.
+        for (const consumer of this.consumers.values()) await consumer.reopen()
       },
     })
   }

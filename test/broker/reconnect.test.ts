@@ -2,7 +2,9 @@ import assert from 'node:assert/strict'
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import { Broker } from '../../src/broker/server.ts'
+import type { ConnectionLimits } from '../../src/broker/tcp/connection.ts'
 import { Engine } from '../../src/engine/engine.ts'
+import { ErrorCode, hasCode } from '../../src/core/errors.ts'
 import { open } from '../../src/index.ts'
 import { FrameKind, FrameParser } from '../../src/protocol/frame.ts'
 import { cleanup } from '../helpers/cleanup.ts'
@@ -16,6 +18,8 @@ import { waitFor } from '../helpers/wait-for.ts'
 
 interface Front {
   readonly url: string
+  /** The broker itself, not through the front. */
+  readonly brokerUrl: string
   /** Ends every connection that goes through the front (the client sees the broker go away). */
   cutAll(): void
   /** Hands the next connection to `hook` instead of piping the client's bytes to the broker. */
@@ -23,8 +27,8 @@ interface Front {
 }
 
 /** An in-process broker behind a TCP front that pipes each connection through to it. */
-async function brokerBehindFront(t: TestContext): Promise<Front> {
-  const broker = new Broker(await Engine.open({}), { port: 0, httpPort: null })
+async function brokerBehindFront(t: TestContext, limits: Partial<ConnectionLimits> = {}): Promise<Front> {
+  const broker = new Broker(await Engine.open({}), { port: 0, httpPort: null, limits })
   const { port: brokerPort } = await broker.start()
   cleanup(t, () => broker.stop())
   const live = new Set<Socket>()
@@ -51,6 +55,7 @@ async function brokerBehindFront(t: TestContext): Promise<Front> {
   cleanup(t, () => new Promise((resolve) => server.close(resolve)))
   return {
     url: `sluice://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    brokerUrl: `sluice://127.0.0.1:${brokerPort}`,
     cutAll: () => {
       for (const client of live) client.destroy()
     },
@@ -138,4 +143,119 @@ test('credit a consumer grants right behind its reopen after a reconnect is not 
     () => seen.includes('first#2') && seen.includes('second#1'),
     5000,
   )
+})
+
+/** A takeover that holds what the client sends until `release`, then pipes as usual. */
+function holdUntilReleased(): { hook: (client: Socket, upstream: Socket) => void; release: () => void } {
+  let held: Buffer[] | null = []
+  let pipe: (() => void) | null = null
+  return {
+    hook: (client, upstream) => {
+      client.on('data', (data: Buffer) => {
+        if (held === null) upstream.write(data)
+        else held.push(data)
+      })
+      pipe = () => upstream.write(Buffer.concat(held!))
+    },
+    release: () => {
+      pipe?.()
+      held = null
+    },
+  }
+}
+
+test('a consumer the broker refuses to reopen after a reconnect reports why, and reopens once it can', async (t) => {
+  const front = await brokerBehindFront(t)
+  const errors: unknown[] = []
+  const sluice = await open({ url: front.url, requestTimeoutMs: 3000, onError: (err) => errors.push(err) })
+  cleanup(t, () => sluice.close({ drain: false, timeoutMs: 0 }))
+  const admin = await open({ url: front.brokerUrl })
+  cleanup(t, () => admin.close())
+  await sluice.createTopic('orders', { partitions: 1 })
+  const seen: string[] = []
+  await sluice.subscribe<string>('orders', 'billing', (m) => void seen.push(m.data))
+
+  // The topic goes while the client is away: the broker refuses the reopen with TOPIC_NOT_FOUND.
+  const hold = holdUntilReleased()
+  front.takeOverNext(hold.hook)
+  front.cutAll()
+  await admin.deleteTopic('orders')
+  hold.release()
+  await waitFor(
+    'the refused reopen to be reported',
+    () => errors.some((e) => hasCode(e, ErrorCode.TopicNotFound)),
+    5000,
+  )
+
+  // Once the topic is back, the consumer is open again and gets what is published.
+  await admin.createTopic('orders', { partitions: 1 })
+  await admin.publish('orders', 'again')
+  await waitFor('the consumer to receive the message', () => seen.includes('again'), 10_000)
+})
+
+test('a reconnect attempt to a broker that never answers HELLO gives up after connectTimeoutMs and tries again', async (t) => {
+  const front = await brokerBehindFront(t)
+  const sluice = await open({ url: front.url, connectTimeoutMs: 300, requestTimeoutMs: 2000 })
+  cleanup(t, () => sluice.close({ drain: false, timeoutMs: 0 }))
+  await sluice.createTopic('orders', { partitions: 1 })
+
+  // A broker that accepts and then hangs (stopped, overloaded): the HELLO goes nowhere.
+  let hung = 0
+  front.takeOverNext((client) => client.once('data', () => hung++))
+  front.cutAll()
+  // Without a bound on the attempt this waits for the broker to drop it, and fails with TIMEOUT.
+  await sluice.publish('orders', 'after', { timeoutMs: 500 })
+
+  assert.equal(hung, 1)
+  const stored = await sluice.read('orders', 0, 0, 10)
+  assert.deepEqual(
+    stored.map((m) => m.data),
+    ['after'],
+  )
+})
+
+test('close() during a reconnect handshake wins: the client does not come back when the broker answers', async (t) => {
+  const front = await brokerBehindFront(t)
+  const sluice = await open({ url: front.url, requestTimeoutMs: 3000 })
+  await sluice.createTopic('orders', { partitions: 1 })
+
+  // The HELLO of the reconnect is held at the front while the client closes, then reaches the broker.
+  const hold = holdUntilReleased()
+  let attempt: Socket | null = null
+  front.takeOverNext((client, upstream) => {
+    attempt = client
+    hold.hook(client, upstream)
+  })
+  front.cutAll()
+  await waitFor('the reconnect attempt', () => attempt !== null, 5000)
+  await sluice.close({ drain: false, timeoutMs: 0 })
+  const ended = new Promise<void>((resolve) => attempt!.once('close', () => resolve()))
+  hold.release()
+
+  // Without close winning, the WELCOME brings the closed client back to a ready connection that stays open.
+  let done = false
+  void ended.then(() => (done = true))
+  try {
+    await waitFor('the attempt to end', () => done, 2000)
+  } finally {
+    // Else a revived client would keep the broker from stopping.
+    attempt!.destroy()
+  }
+  await assert.rejects(sluice.publish('orders', 'late'), (err) => hasCode(err, ErrorCode.Closed))
+})
+
+test("a connection's consumer limit counts consumers still being opened", async (t) => {
+  const front = await brokerBehindFront(t, { maxConsumers: 2 })
+  const sluice = await open({ url: front.url })
+  cleanup(t, () => sluice.close({ drain: false, timeoutMs: 0 }))
+  await sluice.createTopic('orders', { partitions: 1 })
+
+  // Opened at once, the three OPEN_CONSUMERs reach the broker before any of them is done.
+  const opened = await Promise.allSettled(
+    ['a', 'b', 'c'].map((name) => sluice.subscribe('orders', name, () => undefined)),
+  )
+
+  const refused = opened.filter((r) => r.status === 'rejected')
+  assert.equal(refused.length, 1)
+  assert.ok(hasCode(refused[0]!.reason, ErrorCode.InvalidArgument))
 })

@@ -341,7 +341,8 @@ export class Connection {
     const id = asInt(args['consumer'], 'consumer id')
     if (this.consumers.has(id) || this.opening.has(id))
       throw sluiceError(ErrorCode.Conflict, `consumer ${id} is already open on this connection`)
-    if (this.consumers.size >= this.limits.maxConsumers) {
+    // Consumers still being opened count: pipelined OPEN_CONSUMERs are handled at once, and would all pass.
+    if (this.consumers.size + this.opening.size >= this.limits.maxConsumers) {
       throw sluiceError(
         ErrorCode.InvalidArgument,
         `a connection may open at most ${this.limits.maxConsumers} consumers`,
