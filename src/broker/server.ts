@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Driver } from '../core/driver.ts'
 import { ErrorCode, sluiceError } from '../core/errors.ts'
 import { createHttpServer } from './http/server.ts'
-import { Connection, defaultConnectionLimits, type ConnectionLimits } from './tcp/connection.ts'
+import { Connection, defaultConnectionLimits, PartialFrames, type ConnectionLimits } from './tcp/connection.ts'
 
 export interface BrokerOptions {
   /** Interface to listen on. Default 127.0.0.1: listening elsewhere is an explicit choice until authentication exists. */
@@ -26,6 +26,7 @@ export class Broker {
   private readonly tcp: Server
   private readonly http: FastifyInstance | null
   private readonly connections = new Set<Connection>()
+  private readonly partialFrames = new PartialFrames()
   private readonly limits: ConnectionLimits
   private draining = false
   private stopped: Promise<void> | null = null
@@ -74,7 +75,13 @@ export class Broker {
       socket.destroy()
       return
     }
-    const connection = new Connection(socket, this.driver, this.limits, (c) => this.connections.delete(c))
+    const connection = new Connection(
+      socket,
+      this.driver,
+      this.limits,
+      (c) => this.connections.delete(c),
+      this.partialFrames,
+    )
     this.connections.add(connection)
   }
 

@@ -35,6 +35,19 @@ export interface ConnectionLimits {
   readonly maxConsumers: number
   /** How long a new connection has to say HELLO. */
   readonly helloTimeoutMs: number
+  /**
+   * Bytes of frames still arriving, across all connections of the broker;
+   * past it the connection whose frame would go over is closed. Without it,
+   * clients that send most of a large frame and then stall hold memory for ever.
+   */
+  readonly maxPartialFrameBytes: number
+  /** How long a frame may take to arrive once it has begun; then the connection is closed. */
+  readonly frameTimeoutMs: number
+}
+
+/** What a broker's connections hold, together, in frames still arriving. */
+export class PartialFrames {
+  held = 0
 }
 
 interface Running {
@@ -54,6 +67,8 @@ export const defaultConnectionLimits: ConnectionLimits = {
   maxBufferedBytes: 64 * 1024 * 1024,
   maxConsumers: 1024,
   helloTimeoutMs: 10_000,
+  maxPartialFrameBytes: 256 * 1024 * 1024,
+  frameTimeoutMs: 60_000,
 }
 
 /**
@@ -79,12 +94,16 @@ export class Connection {
    */
   private readonly opening = new Map<number, number>()
   private idleWaiters: (() => void)[] = []
+  /** This connection's share of `partialFrames`, and the timer of the frame still arriving. */
+  private partialBytes = 0
+  private frameTimer: NodeJS.Timeout | null = null
 
   constructor(
     private readonly socket: Socket,
     private readonly driver: Driver,
     private readonly limits: ConnectionLimits,
     private readonly onClose: (connection: Connection) => void,
+    private readonly partialFrames: PartialFrames = new PartialFrames(),
   ) {
     this.parser = new FrameParser(limits.maxFrameBytes)
     socket.setNoDelay(true)
@@ -112,6 +131,7 @@ export class Connection {
       this.goodbye(asSluiceError(err, ErrorCode.Protocol))
       return
     }
+    if (!this.holdPartial(this.parser.pendingBytes, frames.length > 0)) return
     for (const frame of frames) {
       try {
         this.onFrame(frame)
@@ -419,7 +439,44 @@ export class Connection {
     this.goodbye(reason)
   }
 
+  /**
+   * Accounts for the bytes of a frame still arriving; false (the connection
+   * closed) when they would take the broker past maxPartialFrameBytes. The
+   * frame timer runs from the start of the frame now arriving (`completed`:
+   * frames before it just ended).
+   */
+  private holdPartial(pending: number, completed = false): boolean {
+    this.partialFrames.held += pending - this.partialBytes
+    this.partialBytes = pending
+    if (pending === 0 || completed) {
+      if (this.frameTimer !== null) clearTimeout(this.frameTimer)
+      this.frameTimer = null
+      if (pending === 0) return true
+    }
+    if (this.partialFrames.held > this.limits.maxPartialFrameBytes) {
+      this.goodbye(
+        sluiceError(
+          ErrorCode.Protocol,
+          `the broker holds more than ${this.limits.maxPartialFrameBytes} bytes of frames still arriving; send whole frames without stalling`,
+        ),
+      )
+      this.holdPartial(0)
+      return false
+    }
+    if (this.frameTimer === null) {
+      this.frameTimer = setTimeout(() => {
+        this.goodbye(
+          sluiceError(ErrorCode.Protocol, `a frame took longer than ${this.limits.frameTimeoutMs} ms to arrive`),
+        )
+        this.holdPartial(0)
+      }, this.limits.frameTimeoutMs)
+      this.frameTimer.unref()
+    }
+    return true
+  }
+
   private async teardown(): Promise<void> {
+    this.holdPartial(0)
     this.closed = true
     const consumers = [...this.consumers.values()]
     this.consumers.clear()
