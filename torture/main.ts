@@ -84,7 +84,8 @@ function run(step: Step, reportDir: string): Promise<number | null> {
     const child = spawn(process.execPath, args, {
       cwd: root,
       stdio: 'inherit',
-      env: { ...process.env, ...step.env, SLUICE_FAULT_REPORT_DIR: reportDir },
+      // A knob set by the caller (e.g. SLUICE_SOAK_MS=1200000) wins over the step's default.
+      env: { ...step.env, ...process.env, SLUICE_FAULT_REPORT_DIR: reportDir },
     })
     child.on('exit', (code) => resolve(code))
   })
