@@ -3,7 +3,17 @@ import tseslint from 'typescript-eslint'
 import prettier from 'eslint-config-prettier'
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'dist-check/', '.sluice/', 'bench/results/', 'torture/results/', 'examples/**/dist/'] },
+  {
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'dist-check/',
+      '.sluice/',
+      'bench/results/',
+      'torture/results/',
+      'examples/**/dist/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
