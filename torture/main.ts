@@ -58,7 +58,7 @@ const steps: Step[] = [
     name: 'soak',
     what: 'mixed load with connection churn and lease expiries; heap, RSS and descriptors over time',
     script: 'torture/soak.ts',
-    env: { SLUICE_SOAK_MS: '600000' },
+    env: { SLUICE_SOAK_MS: '1200000' },
   },
 ]
 
