@@ -1,22 +1,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { PayloadFormat } from '../core/codec.ts'
 import type { AppendRecord } from '../core/types.ts'
 import { cleanup } from '../../test/helpers/cleanup.ts'
 import { tempDir } from '../../test/helpers/temp-dir.ts'
+import { appendRecord } from '../../test/helpers/records.ts'
 import { Engine } from './engine.ts'
 
 function record(id: string, sequence: number, producerId = 'producer-1'): AppendRecord {
-  return {
-    id,
-    key: null,
-    headers: {},
-    payload: Buffer.from(id),
-    format: PayloadFormat.Bytes,
-    deliverAt: 0,
-    producerId,
-    sequence,
-  }
+  return appendRecord(id, { producerId, sequence })
 }
 
 test('an append retried with the same producer id and sequence is stored once and answered with the first receipt', async (t) => {

@@ -18,6 +18,7 @@ import {
 import { Op } from '../../src/protocol/ops.ts'
 import { encodeAppendRecord } from '../../src/protocol/wire.ts'
 import { waitFor } from '../helpers/wait-for.ts'
+import { withTimeout } from '../helpers/with-timeout.ts'
 
 /**
  * A broker fed bad input over raw TCP: each bad connection is closed (after a
@@ -26,14 +27,6 @@ import { waitFor } from '../helpers/wait-for.ts'
  */
 
 const waitMs = 5000
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
 
 /** A raw TCP connection to the broker that collects the frames it receives. */
 class RawClient {

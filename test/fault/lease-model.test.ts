@@ -5,7 +5,6 @@ import { test } from 'node:test'
 import { isDeepStrictEqual } from 'node:util'
 import fc from 'fast-check'
 import { FakeClock } from '../../src/core/clock.ts'
-import { PayloadFormat } from '../../src/core/codec.ts'
 import { DeadLetterHeaders } from '../../src/core/dead-letters.ts'
 import type { DriverConsumer } from '../../src/core/driver.ts'
 import {
@@ -19,6 +18,7 @@ import {
 } from '../../src/core/types.ts'
 import { Engine } from '../../src/engine/engine.ts'
 import { runSeed } from '../helpers/random.ts'
+import { appendRecord } from '../helpers/records.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 import { reportFigures, scale } from './report.ts'
@@ -223,14 +223,7 @@ class Publish implements LeaseCommand {
     const ids = Array.from({ length: this.count }, () => `m${model.published++}`)
     const receipts = await real.engine.append(
       topic,
-      ids.map((id) => ({
-        id,
-        key: null,
-        headers: {},
-        payload: Buffer.from(id),
-        format: PayloadFormat.Bytes,
-        deliverAt: 0,
-      })),
+      ids.map((id) => appendRecord(id)),
     )
     receipts.forEach((receipt, i) => {
       assert.equal(receipt.duplicate, false)

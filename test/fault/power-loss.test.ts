@@ -2,10 +2,10 @@ import assert from 'node:assert/strict'
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { PayloadFormat } from '../../src/core/codec.ts'
 import type { AppendRecord } from '../../src/core/types.ts'
 import { Engine } from '../../src/engine/engine.ts'
 import { PowerLossFileSystem } from '../helpers/power-loss-fs.ts'
+import { appendRecord } from '../helpers/records.ts'
 import { runSeed, seededRandom } from '../helpers/random.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 import { failures, History, summary, type FaultReport } from './history.ts'
@@ -21,14 +21,7 @@ const producers = 3
 const perProducer = 40
 
 function record(id: string, key: string | null, random: () => number): AppendRecord {
-  return {
-    id,
-    key,
-    headers: {},
-    payload: Buffer.alloc(10 + Math.floor(random() * 400), id),
-    format: PayloadFormat.Bytes,
-    deliverAt: 0,
-  }
+  return appendRecord(id, { key, payload: Buffer.alloc(10 + Math.floor(random() * 400), id) })
 }
 
 interface SeedResult {

@@ -12,6 +12,7 @@ import { nodeFileSystem } from '../../src/engine/log/files.ts'
 import { open } from '../../src/index.ts'
 import { cleanup } from '../helpers/cleanup.ts'
 import { FaultyFileSystem } from '../helpers/faulty-fs.ts'
+import { appendRecord } from '../helpers/records.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 import { History, judge } from './history.ts'
@@ -120,23 +121,18 @@ test('an injected ENOSPC below the engine fails the publish with STORAGE_FULL, s
   const engine = await Engine.open({ dir, fs, diskReserveBytes: 0 })
   cleanup(t, () => engine.close())
   await engine.createTopic('t', { partitions: 1, durability: 'fsync' })
-  const rec = (id: string) => ({
-    id,
-    key: null,
-    headers: {},
-    payload: Buffer.from(id),
-    format: PayloadFormat.Bytes,
-    deliverAt: 0,
-  })
-  await engine.append('t', [rec('a')])
+  await engine.append('t', [appendRecord('a')])
   fs.failWrites = 'ENOSPC'
-  await assert.rejects(engine.append('t', [rec('b')]), (err: SluiceError) => err.code === ErrorCode.StorageFull)
+  await assert.rejects(
+    engine.append('t', [appendRecord('b')]),
+    (err: SluiceError) => err.code === ErrorCode.StorageFull,
+  )
   assert.deepEqual(
     (await engine.read('t', 0, 0, 10)).map((r) => r.id),
     ['a'],
   )
   fs.failWrites = null
-  await engine.append('t', [rec('c')])
+  await engine.append('t', [appendRecord('c')])
   assert.deepEqual(
     (await engine.read('t', 0, 0, 10)).map((r) => r.id),
     ['a', 'c'],
@@ -151,7 +147,7 @@ test('the reserve: with less free space than diskReserveBytes publishes are refu
   const engine = await Engine.open({ dir, fs, clock, diskReserveBytes: 64 * 1024 * 1024 })
   cleanup(t, () => engine.close())
   await engine.createTopic('t', { partitions: 1, durability: 'fsync' })
-  const rec = { id: 'x', key: null, headers: {}, payload: Buffer.from('x'), format: PayloadFormat.Bytes, deliverAt: 0 }
+  const rec = appendRecord('x')
   const writes = fs.writes
   await assert.rejects(
     engine.append('t', [rec]),
@@ -176,24 +172,22 @@ test('an fsync error fails that publish (no receipt before fsync) and every late
   const fs = new FaultyFileSystem()
   const engine = await Engine.open({ dir, fs })
   await engine.createTopic('t', { partitions: 1, durability: 'fsync' })
-  const rec = (id: string) => ({
-    id,
-    key: null,
-    headers: {},
-    payload: Buffer.from(id),
-    format: PayloadFormat.Bytes,
-    deliverAt: 0,
-  })
-  await engine.append('t', [rec('a')])
+  await engine.append('t', [appendRecord('a')])
   fs.failSyncs = 'EIO'
-  await assert.rejects(engine.append('t', [rec('b')]), (err: SluiceError) => err.code === ErrorCode.StorageFailed)
+  await assert.rejects(
+    engine.append('t', [appendRecord('b')]),
+    (err: SluiceError) => err.code === ErrorCode.StorageFailed,
+  )
   fs.failSyncs = null
-  await assert.rejects(engine.append('t', [rec('c')]), (err: SluiceError) => err.code === ErrorCode.StorageFailed)
+  await assert.rejects(
+    engine.append('t', [appendRecord('c')]),
+    (err: SluiceError) => err.code === ErrorCode.StorageFailed,
+  )
   assert.equal((await engine.read('t', 0, 0, 1))[0]!.id, 'a')
   await engine.close()
   const again = await Engine.open({ dir })
   cleanup(t, () => again.close())
-  const [receipt] = await again.append('t', [rec('d')])
+  const [receipt] = await again.append('t', [appendRecord('d')])
   const ids = (await again.read('t', 0, 0, 10)).map((r) => r.id)
   // 'b' reached the page cache before its fsync failed: it may or may not be there; 'd' follows without a gap.
   assert.equal(ids[0], 'a')
