@@ -28,6 +28,8 @@ import { encodeAppendRecord } from '../src/protocol/wire.ts'
 import { reportFigures, scale } from '../test/fault/report.ts'
 import { fixture, runChild, type Child } from '../test/helpers/child.ts'
 import { freePort } from '../test/helpers/ports.ts'
+import { withTimeout } from '../test/helpers/with-timeout.ts'
+import { loadPhase, mib, runWorkload, stopBroker } from './lib.ts'
 
 const durationMs = scale('SLUICE_HOSTILE_MS', 120_000)
 const sampleEveryMs = 2000
@@ -72,28 +74,9 @@ const floodSize = 300
 const floodHoldMs = 3000
 const stalledAtOnce = 20
 
-const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
-/** Aborted when the hostile phase ends; `pause` ends early then. */
-const stop = new AbortController()
+const { stop, stopped, pause } = loadPhase()
 // Every hostile loop pauses on it at once.
 setMaxListeners(100, stop.signal)
-
-function stopped(): boolean {
-  return stop.signal.aborted
-}
-
-function pause(ms: number): Promise<void> {
-  return sleep(ms, undefined, { signal: stop.signal }).catch(() => undefined)
-}
 
 const figures = {
   hostileConnections: 0,
@@ -630,10 +613,7 @@ async function main(): Promise<number> {
     stop.abort()
     for (const socket of sockets) socket.destroy()
     for (const client of clients) await withTimeout(client.close(), 45_000, 'a client to close').catch(() => undefined)
-    if (broker !== null && broker.process.exitCode === null && broker.process.signalCode === null) {
-      broker.process.kill('SIGTERM')
-      await withTimeout(broker.exited, 20_000, 'the broker to stop').catch(() => broker?.kill9())
-    }
+    await stopBroker(broker)
     await rm(dir, { recursive: true, force: true })
     clearTimeout(hardLimit)
     process.off('SIGINT', onSignal)
@@ -641,13 +621,4 @@ async function main(): Promise<number> {
   }
 }
 
-const code = await main().catch((err: unknown) => {
-  process.stderr.write(`hostile-clients: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-  return 1
-})
-process.exitCode = code
-// Everything was closed: the process should end now. If a handle still holds it, say so rather than hang the runner.
-setTimeout(() => {
-  process.stderr.write('hostile-clients: something still holds the process 10 s after the end; exiting\n')
-  process.exit(code)
-}, 10_000).unref()
+await runWorkload('hostile-clients', main)

@@ -22,6 +22,8 @@ import { ErrorCode, open, SluiceError, type Message, type Sluice, type Subscript
 import { reportFigures, scale } from '../test/fault/report.ts'
 import { fixture, runChild, type Child } from '../test/helpers/child.ts'
 import { freePort } from '../test/helpers/ports.ts'
+import { withTimeout } from '../test/helpers/with-timeout.ts'
+import { loadPhase, mib, runWorkload, stopBroker } from './lib.ts'
 
 const durationMs = scale('SLUICE_SOAK_MS', 600_000)
 const sampleEveryMs = 5000
@@ -285,16 +287,6 @@ async function diskBytes(dir: string): Promise<number> {
   return total
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
-const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
-
 const ledger = new Ledger()
 const clientErrors = new Map<string, number>()
 const clients = new Set<Sluice>()
@@ -302,16 +294,7 @@ let connectionsOpened = 0
 let leaseExpiries = 0
 let flakyRedeliveries = 0
 let nacks = 0
-/** Aborted when the load phase ends; `pause` ends early then. */
-const stop = new AbortController()
-
-function stopped(): boolean {
-  return stop.signal.aborted
-}
-
-function pause(ms: number): Promise<void> {
-  return sleep(ms, undefined, { signal: stop.signal }).catch(() => undefined)
-}
+const { stop, stopped, pause } = loadPhase()
 
 function describe(err: unknown): string {
   return err instanceof SluiceError ? err.code : err instanceof Error ? err.message.slice(0, 80) : String(err)
@@ -701,10 +684,7 @@ async function main(): Promise<number> {
   } finally {
     stop.abort()
     for (const sluice of [...clients]) await disconnect(sluice).catch(() => undefined)
-    if (broker !== null && broker.process.exitCode === null && broker.process.signalCode === null) {
-      broker.process.kill('SIGTERM')
-      await withTimeout(broker.exited, 20_000, 'the broker to stop').catch(() => broker?.kill9())
-    }
+    await stopBroker(broker)
     await rm(dir, { recursive: true, force: true })
     clearTimeout(hardLimit)
     process.off('SIGINT', onSignal)
@@ -712,13 +692,4 @@ async function main(): Promise<number> {
   }
 }
 
-const code = await main().catch((err: unknown) => {
-  process.stderr.write(`soak: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-  return 1
-})
-process.exitCode = code
-// Everything was closed: the process should end now. If a handle still holds it, say so rather than hang the runner.
-setTimeout(() => {
-  process.stderr.write('soak: something still holds the process 10 s after the end; exiting\n')
-  process.exit(code)
-}, 10_000).unref()
+await runWorkload('soak', main)
