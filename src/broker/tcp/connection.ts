@@ -96,6 +96,8 @@ export class Connection {
   private idleWaiters: (() => void)[] = []
   /** This connection's share of `partialFrames`, and the timer of the frame still arriving. */
   private partialBytes = 0
+  /** When the frame now arriving began (Date.now()), 0 when none is. */
+  private partialSince = 0
   private frameTimer: NodeJS.Timeout | null = null
 
   constructor(
@@ -441,18 +443,17 @@ export class Connection {
 
   /**
    * Accounts for the bytes of a frame still arriving; false (the connection
-   * closed) when they would take the broker past maxPartialFrameBytes. The
-   * frame timer runs from the start of the frame now arriving (`completed`:
-   * frames before it just ended).
+   * closed) when they would take the broker past maxPartialFrameBytes.
+   * `completed`: frames before it just ended, so the frame now arriving began now.
    */
   private holdPartial(pending: number, completed = false): boolean {
     this.partialFrames.held += pending - this.partialBytes
     this.partialBytes = pending
-    if (pending === 0 || completed) {
-      if (this.frameTimer !== null) clearTimeout(this.frameTimer)
-      this.frameTimer = null
-      if (pending === 0) return true
+    if (pending === 0) {
+      this.partialSince = 0
+      return true
     }
+    if (completed || this.partialSince === 0) this.partialSince = Date.now()
     if (this.partialFrames.held > this.limits.maxPartialFrameBytes) {
       this.goodbye(
         sluiceError(
@@ -463,20 +464,31 @@ export class Connection {
       this.holdPartial(0)
       return false
     }
-    if (this.frameTimer === null) {
-      this.frameTimer = setTimeout(() => {
-        this.goodbye(
-          sluiceError(ErrorCode.Protocol, `a frame took longer than ${this.limits.frameTimeoutMs} ms to arrive`),
-        )
-        this.holdPartial(0)
-      }, this.limits.frameTimeoutMs)
-      this.frameTimer.unref()
-    }
+    // One timer at a time, checked when it fires (not re-armed on every chunk of a busy connection).
+    if (this.frameTimer === null) this.armFrameTimer(this.limits.frameTimeoutMs)
     return true
+  }
+
+  private armFrameTimer(ms: number): void {
+    this.frameTimer = setTimeout(() => {
+      this.frameTimer = null
+      if (this.partialSince === 0 || this.closed) return
+      const left = this.partialSince + this.limits.frameTimeoutMs - Date.now()
+      if (left > 0) {
+        this.armFrameTimer(left)
+        return
+      }
+      this.goodbye(
+        sluiceError(ErrorCode.Protocol, `a frame took longer than ${this.limits.frameTimeoutMs} ms to arrive`),
+      )
+      this.holdPartial(0)
+    }, ms)
+    this.frameTimer.unref()
   }
 
   private async teardown(): Promise<void> {
     this.holdPartial(0)
+    if (this.frameTimer !== null) clearTimeout(this.frameTimer)
     this.closed = true
     const consumers = [...this.consumers.values()]
     this.consumers.clear()
