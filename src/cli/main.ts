@@ -75,6 +75,12 @@ program
       .argParser(integer),
   )
   .addOption(
+    new Option('--disk-reserve-bytes <n>', 'free disk space kept back from publishes (0: none)')
+      .env('SLUICE_DISK_RESERVE_BYTES')
+      .default(64 * 1024 * 1024)
+      .argParser(integer),
+  )
+  .addOption(
     new Option('--drain-timeout-ms <ms>', 'how long a graceful stop waits for in-flight requests')
       .env('SLUICE_DRAIN_TIMEOUT_MS')
       .default(10_000)

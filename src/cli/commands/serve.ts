@@ -9,6 +9,7 @@ export interface ServeOptions {
   readonly httpPort: number
   readonly maxConnections: number
   readonly maxFrameBytes: number
+  readonly diskReserveBytes: number
   readonly drainTimeoutMs: number
 }
 
@@ -22,7 +23,7 @@ export async function serve(options: ServeOptions, print: (line: string) => void
     options.dataDir === 'memory:'
       ? undefined
       : dataDirOf(options.dataDir.startsWith('file:') ? options.dataDir : `file:${options.dataDir}`)
-  const engine = await Engine.open({ dir })
+  const engine = await Engine.open({ dir, diskReserveBytes: options.diskReserveBytes })
   const broker = new Broker(engine, {
     host: options.host,
     port: options.port,
