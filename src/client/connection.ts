@@ -52,6 +52,8 @@ type State = (typeof State)[keyof typeof State]
  */
 export class ClientConnection {
   private socket: Socket | null = null
+  /** The socket corked for this tick's frames, if any. */
+  private corked: Socket | null = null
   /** The socket of a connection attempt still waiting for WELCOME (close() ends it). */
   private attempt: Socket | null = null
   private state: State = State.Connecting
@@ -344,13 +346,26 @@ export class ClientConnection {
     request.id = this.nextId
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1
     this.inFlight.set(request.id, request)
-    this.socket!.write(encodeFrame(FrameKind.Request, request.id, [request.op, request.args]))
+    this.write(this.socket!, encodeFrame(FrameKind.Request, request.id, [request.op, request.args]))
   }
 
   /** Grants a consumer more deliveries (dropped while disconnected: the consumer grants again on resume). */
   credit(consumerId: number, n: number): void {
-    if (this.state === State.Ready || this.state === State.Resuming)
-      this.socket?.write(encodeFrame(FrameKind.Credit, consumerId, n))
+    if (this.socket !== null && (this.state === State.Ready || this.state === State.Resuming))
+      this.write(this.socket, encodeFrame(FrameKind.Credit, consumerId, n))
+  }
+
+  /** Frames written in one tick (acks of handlers finishing together, credit, publishes) leave in one write. */
+  private write(socket: Socket, frame: Buffer): void {
+    if (this.corked !== socket) {
+      this.corked = socket
+      socket.cork()
+      process.nextTick(() => {
+        this.corked = null
+        socket.uncork()
+      })
+    }
+    socket.write(frame)
   }
 
   private currentState(): State {

@@ -187,7 +187,7 @@ export class RemoteConsumer implements DriverConsumer {
         consumer: this.id,
         ref: encodeRef(ref),
         txId,
-        outputs: outputs.map((o) => ({ topic: o.topic, records: o.records.map(encodeAppendRecord) })),
+        outputs: outputs.map((o) => ({ topic: o.topic, records: o.records.map((r) => encodeAppendRecord(r)) })),
       },
       { retriable: true },
     )

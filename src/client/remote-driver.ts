@@ -12,7 +12,7 @@ import type {
   TopicStats,
 } from '../core/types.ts'
 import { Op } from '../protocol/ops.ts'
-import { asArray, decodeStoredRecord, encodeAppendRecord } from '../protocol/wire.ts'
+import { asArray, decodeReceipts, decodeStoredRecord, encodeAppendRecord } from '../protocol/wire.ts'
 import { ClientConnection, type ConnectionOptions } from './connection.ts'
 import { RemoteConsumer } from './remote-consumer.ts'
 
@@ -129,11 +129,14 @@ export class RemoteDriver implements Driver {
         )
       }
       bytes += size
-      const encoded = encodeAppendRecord({
-        ...record,
-        producerId: record.producerId ?? this.producerId,
-        sequence: record.sequence ?? this.sequence++,
-      })
+      const encoded = encodeAppendRecord(
+        {
+          ...record,
+          producerId: record.producerId ?? this.producerId,
+          sequence: record.sequence ?? this.sequence++,
+        },
+        this.producerId,
+      )
       wire.push(encoded)
       items.push({ wire: [encoded], bytes: size })
     }
@@ -204,16 +207,23 @@ export class RemoteDriver implements Driver {
 
   private sendAppend(topic: string, wire: unknown[], options: AppendOptions): Promise<Receipt[]> {
     const args = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }
-    const sent = this.connection.request(
-      Op.Append,
-      { topic, records: wire, ...args },
-      {
-        retriable: true,
-        // Its wait for room or a rate slot is added to the request timeout.
-        waitMs: options.timeoutMs ?? limits.defaultPublishWaitMs,
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      },
-    ) as Promise<Receipt[]>
+    const sent = this.connection
+      .request(
+        Op.Append,
+        { topic, producer: this.producerId, records: wire, ...args },
+        {
+          retriable: true,
+          // Its wait for room or a rate slot is added to the request timeout.
+          waitMs: options.timeoutMs ?? limits.defaultPublishWaitMs,
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        },
+      )
+      .then((receipts) =>
+        decodeReceipts(
+          receipts,
+          wire.map((record) => (record as unknown[])[0] as string),
+        ),
+      )
     this.appending.add(sent)
     const settled = (): void => void this.appending.delete(sent)
     sent.then(settled, settled)

@@ -21,11 +21,13 @@ import { Op } from './ops.ts'
 import {
   decodeAppendRecord,
   decodeLeasedRecord,
+  decodeReceipts,
   decodeRef,
   decodeRefs,
   decodeStoredRecord,
   encodeAppendRecord,
   encodeLeasedRecord,
+  encodeReceipts,
   encodeRef,
   encodeStoredRecord,
 } from './wire.ts'
@@ -103,7 +105,8 @@ const requestArgs: Record<Op, unknown> = {
   [Op.DeleteTopic]: { name: 'orders' },
   [Op.Append]: {
     topic: 'orders',
-    records: [encodeAppendRecord(orderPlaced), encodeAppendRecord(reminder)],
+    producer: producerId,
+    records: [encodeAppendRecord(orderPlaced, producerId), encodeAppendRecord(reminder, producerId)],
     timeoutMs: 5000,
   },
   [Op.Read]: { topic: 'orders', partition: 2, from: 40_960, max: 100 },
@@ -158,10 +161,10 @@ const goldenCases: GoldenCase[] = [
     id: 5,
     body: [
       true,
-      [
+      encodeReceipts([
         { id: orderPlaced.id, partition: 2, offset: 40_961, duplicate: false },
         { id: reminder.id, partition: 0, offset: 7, duplicate: true },
-      ],
+      ]),
     ],
   },
   { name: 'response records', kind: FrameKind.Response, id: 6, body: [true, [encodeStoredRecord(stored)]] },
@@ -252,15 +255,24 @@ test('records and refs in the golden frames decode back to what was encoded', ()
     assert.ok(entry !== undefined)
     return decodeFrame(Buffer.from(entry.hex, 'hex')).body
   }
-  const [, append] = body(`request ${Op.Append}`) as [string, { records: unknown[] }]
-  assert.deepEqual(append.records.map(decodeAppendRecord), [orderPlaced, reminder])
+  const [, append] = body(`request ${Op.Append}`) as [string, { producer: string; records: unknown[] }]
+  assert.deepEqual(
+    append.records.map((r) => decodeAppendRecord(r, append.producer)),
+    [orderPlaced, reminder],
+  )
+  const [, receipts] = body('response receipts') as [boolean, unknown]
+  assert.deepEqual(decodeReceipts(receipts, [orderPlaced.id, 'reminder-retry']), [
+    { id: orderPlaced.id, partition: 2, offset: 40_961, duplicate: false },
+    { id: reminder.id, partition: 0, offset: 7, duplicate: true },
+  ])
   const [, ack] = body(`request ${Op.Ack}`) as [string, { refs: unknown }]
   assert.deepEqual(decodeRefs(ack.refs), refs)
   const [, commit] = body(`request ${Op.Commit}`) as [string, { ref: unknown; outputs: { records: unknown[] }[] }]
   assert.deepEqual(decodeRef(commit.ref), refs[0])
-  assert.deepEqual(commit.outputs[0]!.records.map(decodeAppendRecord), [
-    { ...reminder, id: 'invoice-1001', sequence: 19 },
-  ])
+  assert.deepEqual(
+    commit.outputs[0]!.records.map((r) => decodeAppendRecord(r)),
+    [{ ...reminder, id: 'invoice-1001', sequence: 19 }],
+  )
   const [, records] = body('response records') as [boolean, unknown[]]
   assert.deepEqual(records.map(decodeStoredRecord), [stored])
   assert.deepEqual((body('deliver') as unknown[]).map(decodeLeasedRecord), [leased])

@@ -35,7 +35,8 @@ export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind]
 
 const kinds = new Set<number>(Object.values(FrameKind))
 
-export const protocolVersion = 1
+/** 2: APPEND names its producer once and is answered with compact receipts (see wire.ts). */
+export const protocolVersion = 2
 export const frameHeaderBytes = 4 + 1 + 4
 /** Default largest frame: a batch of appends is split below this. */
 export const defaultMaxFrameBytes = 32 * 1024 * 1024

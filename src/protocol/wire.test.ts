@@ -9,11 +9,13 @@ import { decodeFrame, encodeFrame, FrameKind } from './frame.ts'
 import {
   decodeAppendRecord,
   decodeLeasedRecord,
+  decodeReceipts,
   decodeRef,
   decodeRefs,
   decodeStoredRecord,
   encodeAppendRecord,
   encodeLeasedRecord,
+  encodeReceipts,
   encodeRef,
   encodeStoredRecord,
 } from './wire.ts'
@@ -70,15 +72,78 @@ const refArbitrary: fc.Arbitrary<LeaseRef> = fc.record(
   { noNullPrototype: true },
 )
 
-test('append records round-trip, directly and through a frame', () => {
+test('append records round-trip, directly and through a frame, with and without the request producer', () => {
   fc.assert(
-    fc.property(fc.array(appendRecordArbitrary, { maxLength: 4 }), (records) => {
-      const wire = records.map(encodeAppendRecord)
-      assert.deepEqual(wire.map(decodeAppendRecord), records)
-      assert.deepEqual((overTheWire(wire) as unknown[]).map(decodeAppendRecord), records)
-    }),
+    fc.property(
+      fc.array(appendRecordArbitrary, { maxLength: 4 }),
+      fc.option(fc.string({ minLength: 1, maxLength: 40 })),
+      (records, requestProducer) => {
+        // Some records belong to the request's producer: their producer field then travels as nil.
+        const mixed = records.map((r, i) =>
+          requestProducer !== null && i % 2 === 0 ? { ...r, producerId: requestProducer, sequence: i } : r,
+        )
+        const wire = mixed.map((r) => encodeAppendRecord(r, requestProducer))
+        if (requestProducer !== null && mixed.length > 0) assert.equal(wire[0]![6], null)
+        assert.deepEqual(
+          wire.map((r) => decodeAppendRecord(r, requestProducer)),
+          mixed,
+        )
+        assert.deepEqual(
+          (overTheWire(wire) as unknown[]).map((r) => decodeAppendRecord(r, requestProducer)),
+          mixed,
+        )
+      },
+    ),
     { numRuns: 2000 },
   )
+})
+
+test('an append record naming the request producer is malformed in a request without one', () => {
+  const record: AppendRecord = {
+    id: 'm1',
+    key: null,
+    headers: {},
+    payload: Buffer.from('x'),
+    format: PayloadFormat.Bytes,
+    deliverAt: 0,
+    producerId: 'p1',
+    sequence: 3,
+  }
+  assert.throws(() => decodeAppendRecord(encodeAppendRecord(record, 'p1')), isProtocolError)
+})
+
+test('receipts round-trip compactly: ids travel only for repeats, whose id is the first one stored', () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record(
+          {
+            id: fc.string({ maxLength: 8 }),
+            partition: fc.nat({ max: 1023 }),
+            offset: safeNat,
+            duplicate: fc.boolean(),
+          },
+          { noNullPrototype: true },
+        ),
+        { maxLength: 6 },
+      ),
+      (receipts) => {
+        // What the client sent: for a repeat, its own id may differ from the first one's.
+        const sent = receipts.map((r) => (r.duplicate ? `retry-of-${r.id}` : r.id))
+        const wire = encodeReceipts(receipts)
+        assert.deepEqual(decodeReceipts(wire, sent), receipts)
+        assert.deepEqual(decodeReceipts(overTheWire(wire), sent), receipts)
+        assert.equal(wire.filter((v) => typeof v === 'string').length, receipts.filter((r) => r.duplicate).length)
+      },
+    ),
+    { numRuns: 1000 },
+  )
+})
+
+test('receipts that do not match the records sent are malformed', () => {
+  assert.throws(() => decodeReceipts([0, 1, null], ['a', 'b']), isProtocolError)
+  assert.throws(() => decodeReceipts([0, -1, null], ['a']), isProtocolError)
+  assert.throws(() => decodeReceipts({}, []), isProtocolError)
 })
 
 test('stored records round-trip, directly and through a frame', () => {

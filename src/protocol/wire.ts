@@ -1,6 +1,6 @@
 import { isPayloadFormat, type PayloadFormat } from '../core/codec.ts'
 import { ErrorCode, sluiceError } from '../core/errors.ts'
-import type { AppendRecord, Headers, LeasedRecord, LeaseRef, StoredRecord } from '../core/types.ts'
+import type { AppendRecord, Headers, LeasedRecord, LeaseRef, Receipt, StoredRecord } from '../core/types.ts'
 
 /**
  * How records and lease references travel in frame bodies: as arrays, not
@@ -8,6 +8,9 @@ import type { AppendRecord, Headers, LeasedRecord, LeaseRef, StoredRecord } from
  * bytes. Every decoder checks every field before use.
  *
  *   append record:  [id, key, headers, payload, format, deliverAt, producerId, sequence, idFromProducer]
+ *                   producerId: '' for none; nil for the APPEND's own `producer` (sent once, not per record)
+ *   receipts:       [partition, offset, firstId, ...] flat, three per record; firstId is nil for a record
+ *                   stored now, or the id stored first when the record was recognised as a repeat
  *   stored record:  [id, key, headers, payload, format, deliverAt, partition, offset, timestamp]
  *   leased record:  stored record + [attempt]
  *   lease ref:      [partition, offset, attempt]
@@ -60,7 +63,8 @@ function asFormat(value: unknown, what: string): PayloadFormat {
   return n
 }
 
-export function encodeAppendRecord(r: AppendRecord): unknown[] {
+/** `producer`: the APPEND's own producer id; a record of that producer leaves its field nil. */
+export function encodeAppendRecord(r: AppendRecord, producer: string | null = null): unknown[] {
   return [
     r.id,
     r.key,
@@ -68,16 +72,16 @@ export function encodeAppendRecord(r: AppendRecord): unknown[] {
     r.payload,
     r.format,
     r.deliverAt,
-    r.producerId ?? '',
+    producer !== null && r.producerId === producer ? null : (r.producerId ?? ''),
     r.sequence ?? 0,
     r.idFromProducer === true,
   ]
 }
 
-export function decodeAppendRecord(value: unknown): AppendRecord {
+export function decodeAppendRecord(value: unknown, producer: string | null = null): AppendRecord {
   const a = asArray(value, 'append record')
   if (a.length !== 9) malformed('append record')
-  const producerId = asString(a[6], 'producer id')
+  const producerId = a[6] === null && producer !== null ? producer : asString(a[6], 'producer id')
   if (typeof a[8] !== 'boolean') malformed('idFromProducer')
   const sequence = asInt(a[7], 'sequence')
   return {
@@ -90,6 +94,34 @@ export function decodeAppendRecord(value: unknown): AppendRecord {
     idFromProducer: a[8],
     ...(producerId === '' ? {} : { producerId, sequence }),
   }
+}
+
+export function encodeReceipts(receipts: readonly Receipt[]): unknown[] {
+  const flat = new Array<unknown>(receipts.length * 3)
+  for (let i = 0; i < receipts.length; i++) {
+    const r = receipts[i]!
+    flat[i * 3] = r.partition
+    flat[i * 3 + 1] = r.offset
+    flat[i * 3 + 2] = r.duplicate ? r.id : null
+  }
+  return flat
+}
+
+/** The receipts of an APPEND of records with these `ids`, in order. */
+export function decodeReceipts(value: unknown, ids: readonly string[]): Receipt[] {
+  const flat = asArray(value, 'receipts')
+  if (flat.length !== ids.length * 3) malformed('receipts')
+  const receipts = new Array<Receipt>(ids.length)
+  for (let i = 0; i < ids.length; i++) {
+    const first = flat[i * 3 + 2]
+    receipts[i] = {
+      id: first === null ? ids[i]! : asString(first, 'receipt id'),
+      partition: asInt(flat[i * 3], 'receipt partition'),
+      offset: asInt(flat[i * 3 + 1], 'receipt offset'),
+      duplicate: first !== null,
+    }
+  }
+  return receipts
 }
 
 export function encodeStoredRecord(r: StoredRecord): unknown[] {

@@ -287,9 +287,10 @@ for (const [name, bytes] of beforeHello) {
 }
 
 const badHellos: [string, unknown][] = [
-  ['version 2', { version: 2, client: 'future' }],
+  ['version 3', { version: 3, client: 'future' }],
+  ['version 1 (before compact appends)', { version: 1, client: 'old' }],
   ['version 0', { version: 0 }],
-  ['version "1"', { version: '1' }],
+  ['version "2"', { version: '2' }],
   ['version 1.5', { version: 1.5 }],
   ['no version', { client: 'x' }],
   ['a HELLO that is not an object', 'hello'],
@@ -395,6 +396,7 @@ const badAppends: [string, unknown][] = [
   ['an unknown payload format', [goodRecord.map((v, i) => (i === 4 ? 9 : v))]],
   ['a negative deliverAt', [goodRecord.map((v, i) => (i === 5 ? -1 : v))]],
   ['a header that is not a string', [goodRecord.map((v, i) => (i === 2 ? { a: 1 } : v))]],
+  ['a record naming the request producer in a request without one', [goodRecord.map((v, i) => (i === 6 ? null : v))]],
   ['a good record followed by a bad one', [goodRecord, goodRecord.map((v, i) => (i === 0 ? 7 : v))]],
 ]
 

@@ -12,6 +12,7 @@ import {
   decodeAppendRecord,
   decodeRef,
   decodeRefs,
+  encodeReceipts,
   encodeRef,
   encodeStoredRecord,
   malformed,
@@ -268,16 +269,18 @@ export class Connection {
         await d.deleteTopic(asString(args['name'], 'topic name'))
         return null
       case Op.Append: {
-        const records = asArray(args['records'], 'records').map(decodeAppendRecord)
+        const producer = args['producer'] === undefined ? null : asString(args['producer'], 'producer')
+        const records = asArray(args['records'], 'records').map((r) => decodeAppendRecord(r, producer))
         const timeoutMs = args['timeoutMs']
         request.cancel = new AbortController()
         // Keys and headers count too: they can be as large as payloads.
         for (const r of records) request.bytes += messageBytes(r.key, r.headers, r.payload.length) + 64
-        return d.append(asString(args['topic'], 'topic'), records, {
+        const receipts = await d.append(asString(args['topic'], 'topic'), records, {
           timeoutMs: timeoutMs === undefined || timeoutMs === null ? undefined : asInt(timeoutMs, 'timeoutMs'),
           signal: request.cancel.signal,
           onWait: () => this.startedWaiting(request),
         })
+        return encodeReceipts(receipts)
       }
       case Op.Cancel: {
         // Unknown ids are fine: the append may have finished before the cancel arrived.
@@ -346,7 +349,7 @@ export class Connection {
           const output = asObject(value, 'output')
           return {
             topic: asString(output['topic'], 'output topic'),
-            records: asArray(output['records'], 'output records').map(decodeAppendRecord),
+            records: asArray(output['records'], 'output records').map((r) => decodeAppendRecord(r)),
           }
         })
         return this.consumer(args).consumer.commit(
