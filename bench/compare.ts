@@ -13,10 +13,23 @@ import { BullMq, NatsJetStream, RabbitMq, RedisAlwaysFsync, RedisStreams, Sluice
  */
 
 const runSeconds = Number(process.env['BENCH_SECONDS'] ?? 1.5)
-const backlogCount = Number(process.env['BENCH_BACKLOG'] ?? 100_000)
+const backlogCount = Number(process.env['BENCH_BACKLOG'] ?? 1_000_000)
 
-function runClient(job: ClientJob): Promise<ClientResult> {
-  return new Promise((resolve, reject) => {
+interface RunningClient {
+  /** Resolves when a consumer is subscribed (it prints `ready`); rejects if it ends first. */
+  readonly ready: Promise<void>
+  readonly done: Promise<ClientResult>
+}
+
+function startClient(job: ClientJob): RunningClient {
+  let isReady!: () => void
+  let notReady!: (err: Error) => void
+  const ready = new Promise<void>((resolve, reject) => {
+    isReady = resolve
+    notReady = reject
+  })
+  ready.catch(() => undefined) // a producer never prints `ready`; callers that wait on it see the failure
+  const done = new Promise<ClientResult>((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', script('peers/client.ts'), JSON.stringify(job)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -24,15 +37,23 @@ function runClient(job: ClientJob): Promise<ClientResult> {
     let stderr = ''
     child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)))
     createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line === 'ready') isReady()
       if (line.startsWith('{')) result = JSON.parse(line) as ClientResult
     })
     const timer = setTimeout(() => child.kill('SIGKILL'), 180_000)
     child.once('exit', () => {
       clearTimeout(timer)
-      if (result === null) reject(new Error(`${job.sys} ${job.role} failed: ${stderr.slice(-1500)}`))
+      const failure = new Error(`${job.sys} ${job.role} failed: ${stderr.slice(-1500)}`)
+      notReady(failure)
+      if (result === null) reject(failure)
       else resolve(result)
     })
   })
+  return { ready, done }
+}
+
+function runClient(job: ClientJob): Promise<ClientResult> {
+  return startClient(job).done
 }
 
 function sysOf(peer: Peer): string {
@@ -64,7 +85,11 @@ async function publishRate(peer: Peer, payloadBytes: number): Promise<number> {
   return mean(rates)
 }
 
-/** Producer and `subscribers` consumers in separate processes: msgs/s from the producer's start to the last ack. */
+/**
+ * Producer and `subscribers` consumers in separate processes: msgs/s from the producer's first publish to
+ * the last ack of the slowest subscriber. The consumers are subscribed before the producer starts, and
+ * process start-up is not counted (clocks are wall-clock times from each process, on one machine).
+ */
 async function endToEnd(
   peer: Peer,
   payloadBytes: number,
@@ -78,17 +103,18 @@ async function endToEnd(
   let results: ClientResult[] = []
   for (let run = 0; run < 2; run++) {
     await peer.setup(queue, subscribers)
-    const start = performance.now()
     const consumers = Array.from({ length: subscribers }, (_, s) =>
-      runClient(
+      startClient(
         job(peer, queue, { role: 'consume', count, payloadBytes, window: 64, subscription: `s${s}`, ...consumer }),
       ),
     )
-    const consumed = Promise.all(consumers)
+    const consumed = Promise.all(consumers.map((c) => c.done))
     consumed.catch(() => undefined) // awaited below; a consumer failing while the producer runs is reported there
-    await runClient(job(peer, queue, { role: 'produce', count, payloadBytes, ...producer }))
+    await Promise.all(consumers.map((c) => c.ready))
+    const produced = await runClient(job(peer, queue, { role: 'produce', count, payloadBytes, ...producer }))
     results = await consumed
-    rates.push(count / ((performance.now() - start) / 1000))
+    const lastAck = Math.max(...results.map((r) => r.endedAt))
+    rates.push(count / ((lastAck - produced.startedAt) / 1000))
   }
   await peer.teardown(queue)
   return { msgsPerSec: mean(rates), results }
@@ -98,11 +124,11 @@ async function latency(peer: Peer, rate: number): Promise<ClientResult> {
   const queue = `bench-lat-${rate}`
   const count = Math.round(rate * Math.max(2, runSeconds * 2))
   await peer.setup(queue, 1)
-  const consumer = runClient(job(peer, queue, { role: 'consume', count, window: 64, latency: true }))
-  consumer.catch(() => undefined) // awaited below
-  await new Promise((resolve) => setTimeout(resolve, 500)) // the consumer is attached before the first message
+  const consumer = startClient(job(peer, queue, { role: 'consume', count, window: 64, latency: true }))
+  consumer.done.catch(() => undefined) // awaited below
+  await consumer.ready // attached before the first message
   await runClient(job(peer, queue, { role: 'produce', count, rate, window: 64 }))
-  const result = await consumer
+  const result = await consumer.done
   await peer.teardown(queue)
   return result
 }
@@ -111,7 +137,8 @@ async function latency(peer: Peer, rate: number): Promise<ClientResult> {
 async function drain(peer: Peer): Promise<number> {
   const queue = 'bench-backlog'
   await peer.setup(queue, 1)
-  await runClient(job(peer, queue, { role: 'produce', count: backlogCount, window: 512 }))
+  // Filling is not measured: a wide window gets every system there sooner.
+  await runClient(job(peer, queue, { role: 'produce', count: backlogCount, window: 2048 }))
   const result = await runClient(job(peer, queue, { role: 'consume', count: backlogCount, window: 64 }))
   await peer.teardown(queue)
   return result.msgsPerSec
@@ -172,11 +199,13 @@ export async function compare(log: (line: string) => void, wanted: ReadonlySet<s
       })
     }
   }
+  const publishRates = new Map<string, number>()
   try {
     for (const peer of peers) {
       for (const bytes of [1024, 100, 16 * 1024]) {
         await attempt(peer, 'publish', async () => {
           const rate = await publishRate(peer, bytes)
+          publishRates.set(`${peer.name} ${bytes}`, rate)
           add('publish', peer, `${bytes} B, 256 in flight, confirmed`, rate, { mbPerSec: (rate * bytes) / 1e6 })
         })
       }
@@ -184,10 +213,18 @@ export async function compare(log: (line: string) => void, wanted: ReadonlySet<s
     for (const peer of peers) {
       for (const bytes of [1024, 100, 16 * 1024]) {
         await attempt(peer, 'end-to-end', async () => {
-          const count = bytes > 4096 ? 10_000 : 30_000
+          // Sized like the publish runs (about BENCH_SECONDS of publishing), or fixed without them.
+          const published = publishRates.get(`${peer.name} ${bytes}`)
+          const count =
+            published === undefined
+              ? bytes > 4096
+                ? 10_000
+                : 30_000
+              : Math.round(Math.min(300_000, Math.max(5000, published * runSeconds)))
           const { msgsPerSec } = await endToEnd(peer, bytes, count, 1)
           add('end-to-end', peer, `${bytes} B, at-least-once, ack after handler, 64 handlers`, msgsPerSec, {
             mbPerSec: (msgsPerSec * bytes) / 1e6,
+            note: `${count.toLocaleString('en-US')} messages, first publish to last ack`,
           })
         })
       }

@@ -8,7 +8,9 @@ import type { ClientJob, ClientResult } from './peer.ts'
 
 const job = JSON.parse(process.argv[2]!) as ClientJob
 const client = await clients[job.sys]!(job.connection)
-const start = process.hrtime.bigint()
+const wallClock = (): number => performance.timeOrigin + performance.now()
+let start = process.hrtime.bigint()
+let startedAt = wallClock()
 const result: Record<string, number> = {}
 
 if (job.role === 'produce') {
@@ -39,19 +41,29 @@ if (job.role === 'produce') {
   const lastSeq = new Map<number, number>()
   const running = new Set<number>()
   let violations = 0
-  await client.consume(job, async (payload) => {
-    if (job.latency === true) latency.record(Math.max(1, Number(process.hrtime.bigint() - payload.readBigInt64BE(0))))
-    // Key order: a message of a key must not start before the one before it, nor while another of its key runs.
-    const key = job.checkOrder === true ? payload.readUInt32BE(8) : -1
-    if (job.checkOrder === true) {
-      const seq = payload.readUInt32BE(12)
-      if (seq < (lastSeq.get(key) ?? -1) || running.has(key)) violations++
-      lastSeq.set(key, Math.max(seq, lastSeq.get(key) ?? -1))
-      running.add(key)
-    }
-    if (job.handlerMs !== undefined && job.handlerMs > 0) await sleep(job.handlerMs)
-    running.delete(key)
-  })
+  const ready = (): void => {
+    // The consumer's clock starts once it is subscribed: the bench starts producers only after this line.
+    start = process.hrtime.bigint()
+    startedAt = wallClock()
+    process.stdout.write('ready\n')
+  }
+  await client.consume(
+    job,
+    async (payload) => {
+      if (job.latency === true) latency.record(Math.max(1, Number(process.hrtime.bigint() - payload.readBigInt64BE(0))))
+      // Key order: a message of a key must not start before the one before it, nor while another of its key runs.
+      const key = job.checkOrder === true ? payload.readUInt32BE(8) : -1
+      if (job.checkOrder === true) {
+        const seq = payload.readUInt32BE(12)
+        if (seq < (lastSeq.get(key) ?? -1) || running.has(key)) violations++
+        lastSeq.set(key, Math.max(seq, lastSeq.get(key) ?? -1))
+        running.add(key)
+      }
+      if (job.handlerMs !== undefined && job.handlerMs > 0) await sleep(job.handlerMs)
+      running.delete(key)
+    },
+    ready,
+  )
   if (job.latency === true) {
     const l = latencyOf(latency)
     Object.assign(result, { p50Ms: l.p50Ms, p99Ms: l.p99Ms, p999Ms: l.p999Ms })
@@ -59,7 +71,14 @@ if (job.role === 'produce') {
   if (job.checkOrder === true) result['orderViolations'] = violations
 }
 const seconds = Number(process.hrtime.bigint() - start) / 1e9
-const out: ClientResult = { count: job.count, seconds, msgsPerSec: job.count / seconds, ...result }
+const out: ClientResult = {
+  count: job.count,
+  seconds,
+  msgsPerSec: job.count / seconds,
+  startedAt,
+  endedAt: wallClock(),
+  ...result,
+}
 process.stdout.write(`${JSON.stringify(out)}\n`)
 await client.close()
 process.exit(0)

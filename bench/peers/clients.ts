@@ -62,11 +62,12 @@ function redisStreams(redis: Redis, reader: Redis): Client {
         return redis.xadd(job.queue, '*', 'k', m.key ?? '', 'p', m.payload)
       })
     },
-    async consume(job, handle) {
+    async consume(job, handle, ready) {
       const group = job.subscription ?? 's0'
       const consumer = `c${process.pid}`
       const limiter = new Limiter(job.window)
       let received = 0
+      ready() // the group was created at setup: nothing published before the first read is missed
       while (received < job.count) {
         const reply = (await reader.callBuffer('XREADGROUP', [
           'GROUP',
@@ -109,9 +110,10 @@ export async function natsClient(connection: Record<string, unknown>): Promise<C
     async produce(job, make, pace) {
       await windowed(job, pace, (i) => js.publish(job.queue, make(i).payload))
     },
-    async consume(job, handle) {
+    async consume(job, handle, ready) {
       const consumer = await js.consumers.get(job.queue, job.subscription ?? 's0')
       const messages = await consumer.consume({ max_messages: Math.max(job.window * 2, 256) })
+      ready()
       const limiter = new Limiter(job.window)
       let received = 0
       for await (const m of messages) {
@@ -143,7 +145,7 @@ export async function rabbitClient(connection: Record<string, unknown>): Promise
       })
       await ch.close()
     },
-    async consume(job, handle) {
+    async consume(job, handle, ready) {
       const ch = await conn.createChannel()
       await ch.prefetch(job.window)
       let received = 0
@@ -156,7 +158,7 @@ export async function rabbitClient(connection: Record<string, unknown>): Promise
               if (++received === job.count) resolve()
             }, reject)
           })
-          .catch(reject)
+          .then(ready, reject)
       })
       await ch.close()
     },
@@ -193,7 +195,7 @@ export function bullmqClient(connection: Record<string, unknown>): Promise<Clien
         }),
       )
     },
-    async consume(job, handle) {
+    async consume(job, handle, ready) {
       let received = 0
       let worker!: Worker
       await new Promise<void>((resolve) => {
@@ -205,6 +207,7 @@ export function bullmqClient(connection: Record<string, unknown>): Promise<Clien
           },
           { connection: redisConnection, concurrency: job.window },
         )
+        void worker.waitUntilReady().then(ready)
       })
       await worker.close()
     },
@@ -223,7 +226,7 @@ export async function sluiceClient(connection: Record<string, unknown>): Promise
         return sluice.publish(job.queue, m.payload, { key: m.key })
       })
     },
-    async consume(job, handle) {
+    async consume(job, handle, ready) {
       let received = 0
       await new Promise<void>((resolve, reject) => {
         sluice
@@ -240,7 +243,7 @@ export async function sluiceClient(connection: Record<string, unknown>): Promise
               ordering: job.checkOrder === true ? 'key' : 'none',
             },
           )
-          .catch(reject)
+          .then(ready, reject)
       })
     },
     async close() {

@@ -46,8 +46,12 @@ export interface ClientJob {
 
 export interface ClientResult {
   readonly count: number
+  /** From the start of its work (connected, subscribed) to its end; process start-up is not counted. */
   readonly seconds: number
   readonly msgsPerSec: number
+  /** Wall-clock ms (performance.timeOrigin-based) when its work began and ended, comparable across processes. */
+  readonly startedAt: number
+  readonly endedAt: number
   readonly p50Ms?: number
   readonly p99Ms?: number
   readonly p999Ms?: number
@@ -62,7 +66,10 @@ export interface Client {
     make: (i: number) => { payload: Buffer; key: string | null },
     pace: () => Promise<void>,
   ): Promise<void>
-  /** Receives until `job.count` messages were handled and acknowledged. */
-  consume(job: ClientJob, handle: (payload: Buffer) => Promise<void>): Promise<void>
+  /**
+   * Receives until `job.count` messages were handled and acknowledged; calls `ready` once it is
+   * subscribed, so that producers start only then (and a consumer's start-up is not timed).
+   */
+  consume(job: ClientJob, handle: (payload: Buffer) => Promise<void>, ready: () => void): Promise<void>
   close(): Promise<void>
 }
