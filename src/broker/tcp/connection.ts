@@ -32,6 +32,11 @@ export interface ConnectionLimits {
   readonly maxWaitingBytes: number
   /** Bytes waiting to be written to a client that does not read; past it the client is cut off. */
   readonly maxBufferedBytes: number
+  /**
+   * Deliveries wait while more than a quarter of `maxBufferedBytes` (at most 4 MiB) waits to be written; a
+   * client that does not take any of it for this long is cut off as stalled (its leases go back).
+   */
+  readonly stalledReaderMs: number
   /** Consumers one connection may open. */
   readonly maxConsumers: number
   /** How long a new connection has to say HELLO. */
@@ -66,6 +71,7 @@ export const defaultConnectionLimits: ConnectionLimits = {
   maxInFlight: 1024,
   maxWaitingBytes: 64 * 1024 * 1024,
   maxBufferedBytes: 64 * 1024 * 1024,
+  stalledReaderMs: 10_000,
   maxConsumers: 1024,
   helloTimeoutMs: 10_000,
   maxPartialFrameBytes: 256 * 1024 * 1024,
@@ -393,8 +399,11 @@ export class Connection {
       throw sluiceError(ErrorCode.Closed, 'the connection closed')
     }
     engineConsumer.onLeaseLost((ref) => this.send(FrameKind.LeaseLost, id, [encodeRef(ref)]))
-    const push = new PushConsumer(id, engineConsumer, (consumerId, records) =>
-      this.send(FrameKind.Deliver, consumerId, records),
+    const push = new PushConsumer(
+      id,
+      engineConsumer,
+      (consumerId, records) => this.send(FrameKind.Deliver, consumerId, records),
+      () => this.sendRoom(),
     )
     this.consumers.set(id, push)
     if (credit + early > 0) push.grant(credit + early)
@@ -418,6 +427,30 @@ export class Connection {
       this.closed = true
       this.socket.destroy()
     }
+  }
+
+  /**
+   * Resolves when there is room to write more deliveries: at once while little waits to be written, else once
+   * the client has taken it. A client that takes none of it for `stalledReaderMs` is cut off.
+   */
+  private sendRoom(): Promise<void> | null {
+    const pauseAt = Math.min(4 * 1024 * 1024, this.limits.maxBufferedBytes / 4)
+    if (this.closed || this.socket.writableLength <= pauseAt) return null
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.socket.off('drain', done)
+        this.socket.off('close', done)
+        resolve()
+      }
+      const timer = setTimeout(() => {
+        this.closed = true
+        this.socket.destroy()
+        done()
+      }, this.limits.stalledReaderMs)
+      this.socket.on('drain', done)
+      this.socket.on('close', done)
+    })
   }
 
   private goodbye(error: SluiceError): void {

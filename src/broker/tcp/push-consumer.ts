@@ -5,12 +5,25 @@ import { encodeLeasedRecord } from '../../protocol/wire.ts'
  * A consumer on the broker: leases from the engine only as many messages as
  * the client has granted credit for, and pushes them as DELIVER frames.
  * No credit, no push: a client that stops granting gets nothing more.
+ *
+ * A frame carries at most `maxBatch` records and about `maxFrameBytes` of
+ * payload (sized from the records sent so far). Several smaller frames
+ * rather than one large one let the client start on the first while the
+ * next is on its way. Deliveries wait while the connection's send buffer is
+ * full (`sendRoom`): credit bounds how many messages a client holds, not how
+ * fast it reads, so a run of large messages must not pile up in memory.
  */
 export class PushConsumer {
   private credit = 0
   private readonly abort = new AbortController()
   private wakeUp: (() => void) | null = null
   private closed = false
+  /**
+   * Payload bytes per record in the last lease: how many to lease next so they fit a frame. Unknown at
+   * first, so the first lease takes one record (a first lease of many large records could exceed the
+   * connection's send buffer bound at once).
+   */
+  private recordBytes: number
   /** Records pushed and not yet acknowledged, nacked or released (for the connection's accounting). */
   readonly done: Promise<void>
 
@@ -18,8 +31,12 @@ export class PushConsumer {
     readonly id: number,
     readonly consumer: DriverConsumer,
     private readonly deliver: (id: number, records: unknown[]) => void,
-    private readonly maxBatch = 512,
+    /** Null when the connection can take more deliveries now, else resolves when it can. */
+    private readonly sendRoom: () => Promise<void> | null = () => null,
+    private readonly maxBatch = 64,
+    private readonly maxFrameBytes = 1024 * 1024,
   ) {
+    this.recordBytes = maxFrameBytes
     this.done = this.run()
   }
 
@@ -37,16 +54,40 @@ export class PushConsumer {
         await new Promise<void>((resolve) => (this.wakeUp = resolve))
         continue
       }
+      const room = this.sendRoom()
+      if (room !== null) {
+        await room
+        continue
+      }
       let records
+      const fit = Math.max(1, Math.floor(this.maxFrameBytes / this.recordBytes))
       try {
-        records = await this.consumer.lease(Math.min(this.credit, this.maxBatch), this.abort.signal)
+        records = await this.consumer.lease(Math.min(this.credit, this.maxBatch, fit), this.abort.signal)
       } catch {
         // The subscription or its topic is gone: the client learns it from its next request.
         return
       }
       if (records.length === 0) continue
       this.credit -= records.length
-      this.deliver(this.id, records.map(encodeLeasedRecord))
+      // Split by bytes too: the size guess was made before these records were seen.
+      let frame: unknown[] = []
+      let frameBytes = 0
+      let bytes = 0
+      for (const record of records) {
+        const size = record.payload.length
+        bytes += size
+        if (frame.length > 0 && frameBytes + size > this.maxFrameBytes) {
+          this.deliver(this.id, frame)
+          frame = []
+          frameBytes = 0
+        }
+        frame.push(encodeLeasedRecord(record))
+        frameBytes += size
+      }
+      this.deliver(this.id, frame)
+      this.recordBytes = Math.max(64, Math.ceil(bytes / records.length))
+      // Let the frames leave (the connection corks a tick's writes) before asking whether there is room for more.
+      await new Promise<void>((resolve) => setImmediate(resolve))
     }
   }
 

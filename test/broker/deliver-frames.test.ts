@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { open } from '../../src/index.ts'
+import { cleanup } from '../helpers/cleanup.ts'
+import { fixture, runChild } from '../helpers/child.ts'
+import { tempDir } from '../helpers/temp-dir.ts'
+import { waitFor } from '../helpers/wait-for.ts'
+
+/**
+ * DELIVER frames are bounded by bytes as well as by count, and the broker lets
+ * them leave before leasing more: a consumer that reads promptly gets large
+ * messages however much credit it granted, and is not mistaken for a stuck one
+ * and cut off at the send buffer bound.
+ */
+
+const bufferLimit = 16 * 1024 * 1024
+
+test('a prompt consumer with credit for more than the send buffer bound of large messages gets them all, and is not cut off', async (t) => {
+  const dir = await tempDir(t)
+  const broker = runChild(t, fixture('broker.ts'), [dir, '0'], { SLUICE_MAX_BUFFERED_BYTES: String(bufferLimit) })
+  const port = Number((await broker.waitForLine(/^listening /)).split(' ')[1])
+  const errors: unknown[] = []
+  const sluice = await open({ url: `sluice://127.0.0.1:${port}`, onError: (err) => errors.push(err) })
+  cleanup(t, () => sluice.close())
+  await sluice.createTopic('large', { partitions: 8, durability: 'interval', maxMessageBytes: 4 * 1024 * 1024 })
+
+  // 40 messages of 3 MiB: 120 MiB in the backlog. The consumer grants credit for 16 + 16 = 32 of them
+  // (96 MiB): leased and written in one go, as before, that is six times the buffer bound.
+  const payload = Buffer.alloc(3 * 1024 * 1024, 7)
+  for (let i = 0; i < 40; i += 4) {
+    await sluice.publishBatch(
+      'large',
+      Array.from({ length: 4 }, (_, j) => ({ data: payload, id: `m-${i + j}` })),
+    )
+  }
+  const seen = new Set<string>()
+  await sluice.subscribe(
+    'large',
+    'readers',
+    (m) => {
+      assert.equal((m.data as Buffer).length, payload.length)
+      seen.add(m.id)
+    },
+    { concurrency: 16, prefetch: 16, startAt: 'earliest' },
+  )
+  await waitFor('all 40 large messages at the consumer', () => seen.size === 40, 60_000)
+  assert.deepEqual(errors, [], 'the consumer saw errors (its connection was cut off?)')
+  const { connections } = (await broker.ask({ memory: true })) as { connections: number }
+  assert.equal(connections, 1, 'the consuming connection was closed by the broker')
+})
