@@ -67,6 +67,8 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
   private closePromise: Promise<void> | null = null
   private pump: Promise<void> | null = null
   private wakePump: (() => void) | null = null
+  /** Held messages whose handler is done and whose ack or nack is on its way (a subset of `held`). */
+  private readonly settling = new Set<LeasedMessage<T>>()
   private cancelHeartbeat: (() => void) | null = null
   private iterating = false
   private current: LeasedMessage<T> | null = null
@@ -146,7 +148,9 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
   private async runHandlers(): Promise<void> {
     let failures = 0
     while (!this.stopping) {
-      const room = this.concurrencyNow + this.settings.prefetch - this.held.size
+      // A message whose handler is done and whose ack is on its way takes no place: leasing more at once
+      // overlaps the next deliveries with the ack's round trip instead of waiting for it.
+      const room = this.concurrencyNow + this.settings.prefetch - (this.held.size - this.settling.size)
       if (room <= 0) {
         await new Promise<void>((resolve) => (this.wakePump = resolve))
         continue
@@ -166,6 +170,9 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
         })
       }
       this.startHandlers()
+      // Let handlers that finish at once do so (their acks go out) before asking for more: the next lease then
+      // asks for every free place in one go, rather than only for the places not yet taken by this batch.
+      await new Promise<void>((resolve) => setImmediate(resolve))
     }
   }
 
@@ -190,9 +197,16 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
     this.handled++
     this.busyMs += this.settings.clock.now() - started
     if (this.autoscaler !== null) this.noteBusy()
-    // The handler is done: its slot goes to the next message while the ack or nack is recorded.
+    // The handler is done: its slot goes to the next message, and its place to a new lease, while the ack or
+    // nack is recorded.
     this.running.delete(message)
     this.startHandlers()
+    if (this.held.get(message.refKey) === message) {
+      this.settling.add(message)
+      const wake = this.wakePump
+      this.wakePump = null
+      wake?.()
+    }
     try {
       if (message.settled || message.lost) {
         if (failure !== null && !hasCode(failure.err, ErrorCode.LeaseLost)) this.report(failure.err)
@@ -215,6 +229,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
    * redelivery of the same offset, which must stay held (and heartbeated).
    */
   private finish(message: LeasedMessage<T>): void {
+    this.settling.delete(message)
     if (this.held.get(message.refKey) !== message) return
     this.held.delete(message.refKey)
     if (this.handler !== null) this.startHandlers()
