@@ -8,12 +8,14 @@ import { BullMq, NatsJetStream, RabbitMq, RedisAlwaysFsync, RedisStreams, Sluice
 /**
  * Sluice's broker and its peers, side by side in one run: the same payloads,
  * clients in their own processes, over loopback. Each measurement runs twice;
- * the table shows the median (of two: their mean). Run lengths follow
- * BENCH_SECONDS (default 1.5 s per run) after a short calibration.
+ * the table shows the median (of two: their mean). A publish run lasts
+ * BENCH_SECONDS (default 1.5 s); an end-to-end run is about as many messages
+ * as the system published in that time.
  */
 
 const runSeconds = Number(process.env['BENCH_SECONDS'] ?? 1.5)
 const backlogCount = Number(process.env['BENCH_BACKLOG'] ?? 1_000_000)
+const drainSeconds = Number(process.env['BENCH_DRAIN_SECONDS'] ?? 25)
 
 interface RunningClient {
   /** Resolves when a consumer is subscribed (it prints `ready`); rejects if it ends first. */
@@ -70,16 +72,16 @@ function job(peer: Peer, queue: string, more: Partial<ClientJob> & Pick<ClientJo
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 
-/** Publishes with confirmation; returns msgs/s (median of two runs sized by a calibration run). */
+/** Publishes with confirmation for BENCH_SECONDS; returns msgs/s (median of two runs). */
 async function publishRate(peer: Peer, payloadBytes: number): Promise<number> {
   const queue = `bench-pub-${payloadBytes}`
-  await peer.setup(queue, 1)
-  const calibration = await runClient(job(peer, queue, { role: 'produce', count: 2000, payloadBytes }))
-  const count = Math.round(Math.min(500_000, Math.max(5000, calibration.msgsPerSec * runSeconds)))
   const rates: number[] = []
   for (let run = 0; run < 2; run++) {
     await peer.setup(queue, 1)
-    rates.push((await runClient(job(peer, queue, { role: 'produce', count, payloadBytes }))).msgsPerSec)
+    const result = await runClient(
+      job(peer, queue, { role: 'produce', count: 50_000_000, seconds: runSeconds, warmupSeconds: 0.5, payloadBytes }),
+    )
+    rates.push(result.msgsPerSec)
   }
   await peer.teardown(queue)
   return mean(rates)
@@ -133,15 +135,23 @@ async function latency(peer: Peer, rate: number): Promise<ClientResult> {
   return result
 }
 
-/** Fills a backlog first, then measures how fast one consumer process drains it. */
-async function drain(peer: Peer): Promise<number> {
+/**
+ * Fills a backlog first (not timed), then measures how fast one consumer process drains it. Filling and
+ * draining each stop after BENCH_DRAIN_SECONDS, so that the slowest peers keep the whole run bounded: the
+ * row's note says how much was filled and drained.
+ */
+async function drain(peer: Peer): Promise<{ msgsPerSec: number; filled: number; drained: number }> {
   const queue = 'bench-backlog'
   await peer.setup(queue, 1)
-  // Filling is not measured: a wide window gets every system there sooner.
-  await runClient(job(peer, queue, { role: 'produce', count: backlogCount, window: 2048 }))
-  const result = await runClient(job(peer, queue, { role: 'consume', count: backlogCount, window: 64 }))
+  // A wide window gets every system there sooner.
+  const fill = await runClient(
+    job(peer, queue, { role: 'produce', count: backlogCount, window: 2048, seconds: drainSeconds }),
+  )
+  const result = await runClient(
+    job(peer, queue, { role: 'consume', count: fill.count, window: 64, seconds: drainSeconds }),
+  )
   await peer.teardown(queue)
-  return result.msgsPerSec
+  return { msgsPerSec: result.msgsPerSec, filled: fill.count, drained: result.count }
 }
 
 export interface CompareResult {
@@ -184,8 +194,11 @@ export async function compare(log: (line: string) => void, wanted: ReadonlySet<s
     rows.push({ scenario, system: peer.name, settings, msgsPerSec, ...extra })
     log(`  ${scenario} | ${peer.name} | ${settings}: ${Math.round(msgsPerSec).toLocaleString('en-US')} msgs/s`)
   }
+  // Minutes spent per scenario, to keep the whole run within its budget.
+  const spent = new Map<string, number>()
   const attempt = async (peer: Peer, scenario: string, work: () => Promise<void>): Promise<void> => {
     if (wanted !== null && !wanted.has(scenario)) return
+    const began = performance.now()
     try {
       await work()
     } catch (err) {
@@ -198,7 +211,9 @@ export async function compare(log: (line: string) => void, wanted: ReadonlySet<s
         note: (err as Error).message.split('\n')[0],
       })
     }
+    spent.set(scenario, (spent.get(scenario) ?? 0) + (performance.now() - began) / 60_000)
   }
+
   const publishRates = new Map<string, number>()
   try {
     for (const peer of peers) {
@@ -266,14 +281,17 @@ export async function compare(log: (line: string) => void, wanted: ReadonlySet<s
     }
     for (const peer of peers) {
       await attempt(peer, 'drain', async () => {
-        add(
-          'drain',
-          peer,
-          `a backlog of ${backlogCount.toLocaleString('en-US')}, one consumer process`,
-          await drain(peer),
-        )
+        const { msgsPerSec, filled, drained } = await drain(peer)
+        const n = (x: number): string => x.toLocaleString('en-US')
+        add('drain', peer, `a backlog of ${n(backlogCount)}, one consumer process`, msgsPerSec, {
+          note:
+            filled === backlogCount && drained === filled
+              ? `${n(drained)} drained`
+              : `${n(filled)} filled, ${n(drained)} drained within the ${drainSeconds} s caps`,
+        })
       })
     }
+    log(`  minutes per scenario: ${[...spent].map(([name, m]) => `${name} ${m.toFixed(1)}`).join(', ')}`)
   } finally {
     for (const s of [sluiceFsync, sluiceInterval]) await s.stop()
     await redisAlways?.stop()

@@ -35,6 +35,7 @@ await writeResults('embedded', {
   rows: embeddedRows,
 })
 
+log(`(embedded section: ${((performance.now() - started) / 60_000).toFixed(1)} minutes)`)
 log('')
 log('Sluice through its broker and its peers, clients in their own processes over loopback:')
 const only = process.env['BENCH_SCENARIOS']
@@ -76,7 +77,7 @@ if (after !== undefined) {
     '',
     comparison,
     '',
-    `Embedded (Sluice in the publishing process), same run: disk ${embedded.disk.writeMBPerSec.toFixed(0)} MB/s sequential, write+fdatasync p50 ${embedded.disk.fsync.p50Ms} ms (${embedded.disk.fsyncsPerSec.toFixed(0)} fsyncs/s one at a time).`,
+    `Embedded (Sluice in the publishing process), same run: disk ${embedded.disk.writeMBPerSec.toFixed(0)} MB/s sequential, write+fdatasync p50 ${embedded.disk.fsync.p50Ms} ms, p99 ${embedded.disk.fsync.p99Ms} ms, p99.9 ${embedded.disk.fsync.p999Ms} ms (${embedded.disk.fsyncsPerSec.toFixed(0)} fsyncs/s one at a time).`,
     '',
     table(embeddedRows),
     '',

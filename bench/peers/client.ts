@@ -3,20 +3,27 @@
 // (bytes 8-11) and their sequence within the key (bytes 12-15).
 import { setTimeout as sleep } from 'node:timers/promises'
 import { latencyOf, newHistogram } from '../lib/measure.ts'
-import { clients } from './clients.ts'
-import type { ClientJob, ClientResult } from './peer.ts'
+import type { Client, ClientJob, ClientResult } from './peer.ts'
 
 const job = JSON.parse(process.argv[2]!) as ClientJob
-const client = await clients[job.sys]!(job.connection)
+// Only this system's client library is loaded (start-up is paid for every client process the bench runs).
+const { client: connect } = (await import(`./clients/${job.sys}.ts`)) as {
+  client: (connection: Record<string, unknown>) => Promise<Client>
+}
+const client = await connect(job.connection)
 const wallClock = (): number => performance.timeOrigin + performance.now()
 let start = process.hrtime.bigint()
 let startedAt = wallClock()
 const result: Record<string, number> = {}
+/** Until when this client works (`job.seconds` from the start of its work). */
+const stopAt = (): number => Number(start) / 1e6 + (job.seconds ?? Infinity) * 1000
+let done = 0
 
 if (job.role === 'produce') {
   const template = Buffer.alloc(job.payloadBytes, 7)
   const perKey = new Map<number, number>()
   const make = (i: number): { payload: Buffer; key: string | null } => {
+    done++
     const payload = Buffer.from(template)
     payload.writeBigInt64BE(process.hrtime.bigint(), 0)
     if (job.keys === undefined) return { payload, key: null }
@@ -29,11 +36,21 @@ if (job.role === 'produce') {
     return { payload, key: `k${key}` }
   }
   let paced = 0
-  const pace = async (): Promise<void> => {
-    if (job.rate === undefined) return
+  let warming = (job.warmupSeconds ?? 0) > 0
+  const pace = async (): Promise<boolean> => {
+    if (warming && Number(process.hrtime.bigint() - start) / 1e9 >= job.warmupSeconds!) {
+      // Warm: the measured run starts now (publishes still unconfirmed count in it: at most a window's worth).
+      warming = false
+      start = process.hrtime.bigint()
+      startedAt = wallClock()
+      done = 0
+    }
+    if (Number(process.hrtime.bigint()) / 1e6 > stopAt()) return false
+    if (job.rate === undefined) return true
     const due = Number(start) + (paced++ * 1e9) / job.rate
     const wait = (due - Number(process.hrtime.bigint())) / 1e6
     if (wait > 1) await sleep(wait)
+    return true
   }
   await client.produce(job, make, pace)
 } else {
@@ -41,13 +58,16 @@ if (job.role === 'produce') {
   const lastSeq = new Map<number, number>()
   const running = new Set<number>()
   let violations = 0
+  let timeUp!: () => void
+  const capped = new Promise<void>((resolve) => (timeUp = resolve))
   const ready = (): void => {
     // The consumer's clock starts once it is subscribed: the bench starts producers only after this line.
     start = process.hrtime.bigint()
     startedAt = wallClock()
+    if (job.seconds !== undefined) setTimeout(timeUp, job.seconds * 1000).unref()
     process.stdout.write('ready\n')
   }
-  await client.consume(
+  const consumed = client.consume(
     job,
     async (payload) => {
       if (job.latency === true) latency.record(Math.max(1, Number(process.hrtime.bigint() - payload.readBigInt64BE(0))))
@@ -61,9 +81,12 @@ if (job.role === 'produce') {
       }
       if (job.handlerMs !== undefined && job.handlerMs > 0) await sleep(job.handlerMs)
       running.delete(key)
+      done++
     },
     ready,
   )
+  // With `job.seconds`, what was handled when the time is up is the result (the rest stays in the queue).
+  await Promise.race([consumed, capped])
   if (job.latency === true) {
     const l = latencyOf(latency)
     Object.assign(result, { p50Ms: l.p50Ms, p99Ms: l.p99Ms, p999Ms: l.p999Ms })
@@ -71,14 +94,15 @@ if (job.role === 'produce') {
   if (job.checkOrder === true) result['orderViolations'] = violations
 }
 const seconds = Number(process.hrtime.bigint() - start) / 1e9
+const count = Math.min(done, job.count)
 const out: ClientResult = {
-  count: job.count,
+  count,
   seconds,
-  msgsPerSec: job.count / seconds,
+  msgsPerSec: count / seconds,
   startedAt,
   endedAt: wallClock(),
   ...result,
 }
 process.stdout.write(`${JSON.stringify(out)}\n`)
-await client.close()
+await Promise.race([client.close(), sleep(2000)])
 process.exit(0)

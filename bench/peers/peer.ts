@@ -28,6 +28,16 @@ export interface ClientJob {
   readonly payloadBytes: number
   /** produce: messages to publish (all confirmed); consume: messages to receive before finishing. */
   readonly count: number
+  /**
+   * At most this long: a producer stops sending, a consumer stops and reports what it handled by then
+   * (ClientResult.count is what was really done).
+   */
+  readonly seconds?: number
+  /**
+   * produce: publish this long first without counting it, so that a run measures the system and its
+   * client once warm (JIT-compiled, connections and buffers grown), not their start.
+   */
+  readonly warmupSeconds?: number
   /** produce: publishes in flight; consume: handlers at once. */
   readonly window: number
   /** produce: a steady rate in msgs/s instead of as fast as possible (payloads carry their send time). */
@@ -60,11 +70,15 @@ export interface ClientResult {
 
 /** Sends to consumers from a client: what every system's client implements. */
 export interface Client {
-  /** Publishes `count` messages, `window` unconfirmed at most; `make(i)` builds message i. */
+  /**
+   * Publishes up to `count` messages, `window` unconfirmed at most; `make(i)` builds message i. `pace()`
+   * waits for the next send's turn at a steady rate, and answers false once `job.seconds` are up: then no
+   * more are sent (those sent are still awaited).
+   */
   produce(
     job: ClientJob,
     make: (i: number) => { payload: Buffer; key: string | null },
-    pace: () => Promise<void>,
+    pace: () => Promise<boolean>,
   ): Promise<void>
   /**
    * Receives until `job.count` messages were handled and acknowledged; calls `ready` once it is
