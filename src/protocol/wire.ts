@@ -52,6 +52,12 @@ function asKey(value: unknown, what: string): string | null {
 
 function asHeaders(value: unknown, what: string): Headers {
   const object = asObject(value, what)
+  let empty = true
+  for (const _ in object) {
+    empty = false
+    break
+  }
+  if (empty) return {}
   const headers: Headers = {}
   for (const [name, v] of Object.entries(object)) headers[name] = asString(v, `${what} value`)
   return headers
@@ -131,6 +137,10 @@ export function encodeStoredRecord(r: StoredRecord): unknown[] {
 export function decodeStoredRecord(value: unknown): StoredRecord {
   const a = asArray(value, 'stored record')
   if (a.length < 9) malformed('stored record')
+  return storedRecordOf(a)
+}
+
+function storedRecordOf(a: unknown[]): StoredRecord {
   return {
     id: asString(a[0], 'message id'),
     key: asKey(a[1], 'key'),
@@ -149,8 +159,12 @@ export function encodeLeasedRecord(r: LeasedRecord): unknown[] {
 }
 
 export function decodeLeasedRecord(value: unknown): LeasedRecord {
-  const stored = decodeStoredRecord(value)
-  return { ...stored, attempt: asInt((value as unknown[])[9], 'attempt') }
+  const a = asArray(value, 'leased record')
+  if (a.length < 10) malformed('leased record')
+  // One object per record (this is the consumer's hot path): the stored fields, then the attempt.
+  const record = storedRecordOf(a) as StoredRecord & { attempt: number }
+  record.attempt = asInt(a[9], 'attempt')
+  return record
 }
 
 export function encodeRef(r: LeaseRef): [number, number, number] {
