@@ -56,6 +56,8 @@ export class RemoteDriver implements Driver {
   private readonly consumers = new Map<number, RemoteConsumer>()
   private nextConsumerId = 1
   private readonly producerId = uuidv7()
+  /** The producer id an APPEND names once, for its records of that producer (set by the first record sent). */
+  private requestProducer: string | undefined
   private sequence = 0
   private closed = false
   /** Appends waiting for this turn's flush, by topic. */
@@ -129,13 +131,15 @@ export class RemoteDriver implements Driver {
         )
       }
       bytes += size
+      // The usual caller (Sluice) stamps its own producer id on every record: that one travels once per request.
+      this.requestProducer ??= record.producerId ?? this.producerId
       const encoded = encodeAppendRecord(
         {
           ...record,
           producerId: record.producerId ?? this.producerId,
           sequence: record.sequence ?? this.sequence++,
         },
-        this.producerId,
+        this.requestProducer,
       )
       wire.push(encoded)
       items.push({ wire: [encoded], bytes: size })
@@ -210,7 +214,7 @@ export class RemoteDriver implements Driver {
     const sent = this.connection
       .request(
         Op.Append,
-        { topic, producer: this.producerId, records: wire, ...args },
+        { topic, producer: this.requestProducer ?? this.producerId, records: wire, ...args },
         {
           retriable: true,
           // Its wait for room or a rate slot is added to the request timeout.
