@@ -120,7 +120,7 @@ export class RemoteDriver implements Driver {
     // Encode now (the caller may reuse its buffers), stamping each record with this producer's next sequence.
     const limit = Math.floor(this.connection.maxFrameBytes / 2)
     const wire: unknown[] = []
-    const items: { wire: unknown[]; bytes: number }[] = []
+    const sizes: number[] = []
     let bytes = 0
     for (const record of records) {
       const size = record.payload.length + 200
@@ -133,16 +133,10 @@ export class RemoteDriver implements Driver {
       bytes += size
       // The usual caller (Sluice) stamps its own producer id on every record: that one travels once per request.
       this.requestProducer ??= record.producerId ?? this.producerId
-      const encoded = encodeAppendRecord(
-        {
-          ...record,
-          producerId: record.producerId ?? this.producerId,
-          sequence: record.sequence ?? this.sequence++,
-        },
-        this.requestProducer,
-      )
+      const producerId = record.producerId ?? this.producerId
+      const encoded = encodeAppendRecord(record, this.requestProducer, producerId, record.sequence ?? this.sequence++)
       wire.push(encoded)
-      items.push({ wire: [encoded], bytes: size })
+      sizes.push(size)
     }
     if (options.timeoutMs === undefined && options.signal === undefined && bytes <= limit) {
       // Appends made in the same turn of the event loop travel as one request (see flushAppends).
@@ -160,6 +154,7 @@ export class RemoteDriver implements Driver {
       })
     }
     // Sent alone: with its own wait or signal, or too large for one frame (then in several requests).
+    const items = wire.map((encoded, i) => ({ wire: [encoded], bytes: sizes[i]! }))
     const results = await Promise.all(
       chunked(items, limit).map((chunk) =>
         this.sendAppend(

@@ -69,8 +69,16 @@ function asFormat(value: unknown, what: string): PayloadFormat {
   return n
 }
 
-/** `producer`: the APPEND's own producer id; a record of that producer leaves its field nil. */
-export function encodeAppendRecord(r: AppendRecord, producer: string | null = null): unknown[] {
+/**
+ * `producer`: the APPEND's own producer id; a record of that producer leaves its field nil.
+ * `producerId` and `sequence` stand in for the record's own (the client stamps them as it sends).
+ */
+export function encodeAppendRecord(
+  r: AppendRecord,
+  producer: string | null = null,
+  producerId = r.producerId,
+  sequence = r.sequence,
+): unknown[] {
   return [
     r.id,
     r.key,
@@ -78,8 +86,8 @@ export function encodeAppendRecord(r: AppendRecord, producer: string | null = nu
     r.payload,
     r.format,
     r.deliverAt,
-    producer !== null && r.producerId === producer ? null : (r.producerId ?? ''),
-    r.sequence ?? 0,
+    producer !== null && producerId === producer ? null : (producerId ?? ''),
+    sequence ?? 0,
     r.idFromProducer === true,
   ]
 }
