@@ -355,6 +355,14 @@ export class ClientConnection {
       this.write(this.socket, encodeFrame(FrameKind.Credit, consumerId, n))
   }
 
+  /** Sends the frames written so far in this tick now, rather than at its end. */
+  flushWrites(): void {
+    const socket = this.corked
+    if (socket === null) return
+    this.corked = null
+    socket.uncork()
+  }
+
   /** Frames written in one tick (acks of handlers finishing together, credit, publishes) leave in one write. */
   private write(socket: Socket, frame: Buffer): void {
     if (this.corked !== socket) {

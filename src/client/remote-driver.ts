@@ -51,6 +51,9 @@ function chunked<T extends { readonly wire: unknown[]; readonly bytes: number }>
   return chunks
 }
 
+/** Records that make an APPEND go out at once rather than at the end of the turn. */
+const flushRecords = 128
+
 export class RemoteDriver implements Driver {
   private readonly connection: ClientConnection
   private readonly consumers = new Map<number, RemoteConsumer>()
@@ -63,6 +66,7 @@ export class RemoteDriver implements Driver {
   /** Appends waiting for this turn's flush, by topic. */
   private readonly pendingAppends = new Map<string, PendingAppend[]>()
   private flushScheduled = false
+  private pendingRecords = 0
   /** Appends sent and not yet answered: close() waits for them, so that what was stored is reported stored. */
   private readonly appending = new Set<Promise<Receipt[]>>()
 
@@ -147,7 +151,12 @@ export class RemoteDriver implements Driver {
           this.pendingAppends.set(topic, queue)
         }
         queue.push({ wire, bytes, resolve, reject })
-        if (!this.flushScheduled) {
+        this.pendingRecords += wire.length
+        if (this.pendingRecords >= flushRecords) {
+          // Enough for a request: send it now, so the broker works on it while this turn makes the next ones.
+          this.flushAppends()
+          this.connection.flushWrites()
+        } else if (!this.flushScheduled) {
           this.flushScheduled = true
           setImmediate(() => this.flushAppends())
         }
@@ -176,6 +185,7 @@ export class RemoteDriver implements Driver {
    */
   private flushAppends(): void {
     this.flushScheduled = false
+    this.pendingRecords = 0
     const limit = Math.floor(this.connection.maxFrameBytes / 2)
     for (const [topic, queue] of this.pendingAppends) {
       for (const chunk of chunked(queue, limit)) {
