@@ -39,8 +39,8 @@ const maxBufferedBytes = 4 * 1024 * 1024
  * The broker's RSS may grow this much over its start (measured once the
  * good topic's record cache is full, see `prefillMessages`). What the
  * hostile clients may make the broker hold is bounded by limits it claims:
- * write buffers (4 MiB per stuck consumer, though a whole lease batch, about
- * 16 MiB here, is encoded before the bound is checked), half frames (20 of
+ * write buffers (deliveries pause once 1 MiB waits for a stuck consumer,
+ * so about 2 MiB each with the frame that crossed it), half frames (20 of
  * at most 1 MiB), idle connections (a few KiB each, 300 at once). Measured
  * on 2 cores: 150 to 200 MiB over the start, most of it allocator memory
  * kept after the stuck consumers' large DELIVER frames, flat after the first
@@ -239,7 +239,9 @@ async function halfFrameOnce(port: number): Promise<void> {
 
 /**
  * A consumer of `bulk` that grants all the credit it may and never reads its
- * socket: the broker must cut it off once `maxBufferedBytes` wait for it.
+ * socket: the broker stops pushing once a quarter of `maxBufferedBytes` waits
+ * for it, and cuts it off as stalled after `stalledReaderMs` (10 s) without it
+ * taking any.
  */
 async function stuckConsumerOnce(port: number): Promise<void> {
   const raw = await rawConnect(port)
@@ -264,7 +266,7 @@ async function stuckConsumerOnce(port: number): Promise<void> {
       ]),
     ]),
   )
-  await pause(2000)
+  await pause(12_000)
   // Reading now drains what the kernel holds; a connection the broker cut off then ends.
   raw.socket.resume()
   const cutOff = await withTimeout(raw.closed, 2000, 'close').then(
