@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict'
+import { connect } from 'node:net'
 import { test } from 'node:test'
+import { DeliveryGuarantee, Ordering, StartAt } from '../../src/core/types.ts'
 import { open } from '../../src/index.ts'
+import { encodeFrame, FrameKind, FrameParser, protocolVersion } from '../../src/protocol/frame.ts'
+import { Op } from '../../src/protocol/ops.ts'
 import { cleanup } from '../helpers/cleanup.ts'
 import { fixture, runChild } from '../helpers/child.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
@@ -47,4 +51,59 @@ test('a prompt consumer with credit for more than the send buffer bound of large
   assert.deepEqual(errors, [], 'the consumer saw errors (its connection was cut off?)')
   const { connections } = (await broker.ask({ memory: true })) as { connections: number }
   assert.equal(connections, 1, 'the consuming connection was closed by the broker')
+})
+
+test('closing a consumer whose client does not read gives its messages back at once, not after the stall timeout', async (t) => {
+  const dir = await tempDir(t)
+  const broker = runChild(t, fixture('broker.ts'), [dir, '0'], { SLUICE_MAX_BUFFERED_BYTES: String(bufferLimit) })
+  const port = Number((await broker.waitForLine(/^listening /)).split(' ')[1])
+  const sluice = await open({ url: `sluice://127.0.0.1:${port}` })
+  cleanup(t, () => sluice.close())
+  await sluice.createTopic('backlog', { partitions: 1, durability: 'interval' })
+  // 32 MiB waiting: more than the kernel and the 4 MiB pause threshold take, so the push waits for this client.
+  const payload = Buffer.alloc(256 * 1024, 3)
+  for (let i = 0; i < 128; i += 16) {
+    await sluice.publishBatch(
+      'backlog',
+      Array.from({ length: 16 }, (_, j) => ({ data: payload, id: `m-${i + j}` })),
+    )
+  }
+
+  // A client that opens a consumer, never reads, and closes the consumer.
+  const socket = connect({ host: '127.0.0.1', port })
+  cleanup(t, () => socket.destroy())
+  await new Promise<void>((resolve) => socket.once('connect', resolve))
+  socket.pause()
+  socket.on('error', () => undefined)
+  const config = {
+    delivery: DeliveryGuarantee.AtLeastOnce,
+    ordering: Ordering.None,
+    startAt: StartAt.Earliest,
+    ackTimeoutMs: 600_000,
+    maxLeaseMs: 600_000,
+    maxAttempts: 5,
+    backoff: { initialMs: 0, multiplier: 2, maxMs: 0, jitter: 0 },
+    deadLetter: null,
+  }
+  socket.write(encodeFrame(FrameKind.Hello, 0, { version: protocolVersion, client: 'not-reading' }))
+  socket.write(
+    encodeFrame(FrameKind.Request, 1, [
+      Op.OpenConsumer,
+      { consumer: 1, topic: 'backlog', subscription: 'work', config, credit: 1_000 },
+    ]),
+  )
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  const closedAt = performance.now()
+  socket.write(encodeFrame(FrameKind.Request, 2, [Op.CloseConsumer, { consumer: 1 }]))
+
+  // Its leases go back when the broker closes the consumer: another consumer gets every message well
+  // before the 10 s after which the broker would cut off the stalled client anyway.
+  const seen = new Set<string>()
+  await sluice.subscribe('backlog', 'work', (m) => void seen.add(m.id), {
+    concurrency: 8,
+    ordering: 'none',
+  })
+  await waitFor('every message at the other consumer', () => seen.size === 128, 30_000)
+  const tookMs = performance.now() - closedAt
+  assert.ok(tookMs < 6000, `the other consumer had every message ${Math.round(tookMs)} ms after the close`)
 })

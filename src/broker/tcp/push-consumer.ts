@@ -18,6 +18,9 @@ export class PushConsumer {
   private readonly abort = new AbortController()
   private wakeUp: (() => void) | null = null
   private closed = false
+  private resolvePaused!: () => void
+  /** Resolves when pushing stops. */
+  private readonly paused = new Promise<void>((resolve) => (this.resolvePaused = resolve))
   /**
    * Payload bytes per record in the last lease: how many to lease next so they fit a frame. Unknown at
    * first, so the first lease takes one record (a first lease of many large records could exceed the
@@ -56,7 +59,8 @@ export class PushConsumer {
       }
       const room = this.sendRoom()
       if (room !== null) {
-        await room
+        // Closing does not wait for a client that does not read.
+        await Promise.race([room, this.paused])
         continue
       }
       let records
@@ -104,5 +108,6 @@ export class PushConsumer {
     this.closed = true
     this.abort.abort()
     this.wakeUp?.()
+    this.resolvePaused()
   }
 }
