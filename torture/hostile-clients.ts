@@ -21,13 +21,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PayloadFormat } from '../src/core/codec.ts'
-import { DeliveryGuarantee, open, Ordering, SluiceError, StartAt, type Sluice } from '../src/index.ts'
+import { open, SluiceError, type Sluice } from '../src/index.ts'
 import { encodeFrame, FrameKind, FrameParser, protocolVersion } from '../src/protocol/frame.ts'
 import { Op } from '../src/protocol/ops.ts'
 import { encodeAppendRecord } from '../src/protocol/wire.ts'
 import { reportFigures, scale } from '../test/fault/report.ts'
 import { fixture, runChild, type Child } from '../test/helpers/child.ts'
 import { freePort } from '../test/helpers/ports.ts'
+import { openConsumerFrame } from '../test/helpers/raw-consumer.ts'
 import { withTimeout } from '../test/helpers/with-timeout.ts'
 import { loadPhase, mib, runWorkload, stopBroker } from './lib.ts'
 
@@ -246,26 +247,8 @@ async function halfFrameOnce(port: number): Promise<void> {
 async function stuckConsumerOnce(port: number): Promise<void> {
   const raw = await rawConnect(port)
   figures.stuckConsumers++
-  const config = {
-    delivery: DeliveryGuarantee.AtLeastOnce,
-    ordering: Ordering.None,
-    startAt: StartAt.Earliest,
-    ackTimeoutMs: 600_000,
-    maxLeaseMs: 600_000,
-    maxAttempts: 3,
-    backoff: { initialMs: 0, multiplier: 2, maxMs: 0, jitter: 0 },
-    deadLetter: null,
-  }
   raw.socket.pause()
-  raw.socket.write(
-    Buffer.concat([
-      hello,
-      encodeFrame(FrameKind.Request, 1, [
-        Op.OpenConsumer,
-        { consumer: 1, topic: bulkTopic, subscription: 'stuck', config, credit: 1_000_000 },
-      ]),
-    ]),
-  )
+  raw.socket.write(Buffer.concat([hello, openConsumerFrame(bulkTopic, 'stuck', 1_000_000)]))
   await pause(12_000)
   // Reading now drains what the kernel holds; a connection the broker cut off then ends.
   raw.socket.resume()

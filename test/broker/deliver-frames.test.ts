@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { test } from 'node:test'
-import { DeliveryGuarantee, Ordering, StartAt } from '../../src/core/types.ts'
 import { open } from '../../src/index.ts'
 import { encodeFrame, FrameKind, protocolVersion } from '../../src/protocol/frame.ts'
 import { Op } from '../../src/protocol/ops.ts'
 import { cleanup } from '../helpers/cleanup.ts'
 import { fixture, runChild } from '../helpers/child.ts'
+import { openConsumerFrame } from '../helpers/raw-consumer.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
@@ -75,23 +75,8 @@ test('closing a consumer whose client does not read gives its messages back at o
   await new Promise<void>((resolve) => socket.once('connect', resolve))
   socket.pause()
   socket.on('error', () => undefined)
-  const config = {
-    delivery: DeliveryGuarantee.AtLeastOnce,
-    ordering: Ordering.None,
-    startAt: StartAt.Earliest,
-    ackTimeoutMs: 600_000,
-    maxLeaseMs: 600_000,
-    maxAttempts: 5,
-    backoff: { initialMs: 0, multiplier: 2, maxMs: 0, jitter: 0 },
-    deadLetter: null,
-  }
   socket.write(encodeFrame(FrameKind.Hello, 0, { version: protocolVersion, client: 'not-reading' }))
-  socket.write(
-    encodeFrame(FrameKind.Request, 1, [
-      Op.OpenConsumer,
-      { consumer: 1, topic: 'backlog', subscription: 'work', config, credit: 1_000 },
-    ]),
-  )
+  socket.write(openConsumerFrame('backlog', 'work', 1_000))
   await new Promise((resolve) => setTimeout(resolve, 1000))
   const closedAt = performance.now()
   socket.write(encodeFrame(FrameKind.Request, 2, [Op.CloseConsumer, { consumer: 1 }]))

@@ -3,15 +3,15 @@ import { connect } from 'node:net'
 import { test } from 'node:test'
 import { open } from '../../src/index.ts'
 import { encodeFrame, FrameKind, protocolVersion } from '../../src/protocol/frame.ts'
-import { DeliveryGuarantee, Ordering, StartAt } from '../../src/core/types.ts'
 import { cleanup } from '../helpers/cleanup.ts'
 import { fixture, runChild } from '../helpers/child.ts'
+import { openConsumerFrame } from '../helpers/raw-consumer.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
 const bufferLimit = 8 * 1024 * 1024
 
-test("a consumer that stops reading is cut off at the broker's buffer bound; the broker's memory stays bounded and its messages go to others", async (t) => {
+test("a consumer that stops reading is cut off as stalled; the broker's memory stays bounded and its messages go to others", async (t) => {
   const dir = await tempDir(t)
   const broker = runChild(t, fixture('broker.ts'), [dir, '0'], { SLUICE_MAX_BUFFERED_BYTES: String(bufferLimit) })
   const port = Number((await broker.waitForLine(/^listening /)).split(' ')[1])
@@ -26,22 +26,7 @@ test("a consumer that stops reading is cut off at the broker's buffer bound; the
   cleanup(t, () => socket.destroy())
   await new Promise<void>((resolve) => socket.once('connect', resolve))
   socket.write(encodeFrame(FrameKind.Hello, 0, { version: protocolVersion, client: 'stuck' }))
-  const config = {
-    delivery: DeliveryGuarantee.AtLeastOnce,
-    ordering: Ordering.None,
-    startAt: StartAt.Earliest,
-    ackTimeoutMs: 600_000,
-    maxLeaseMs: 600_000,
-    maxAttempts: 5,
-    backoff: { initialMs: 0, multiplier: 2, maxMs: 0, jitter: 0 },
-    deadLetter: null,
-  }
-  socket.write(
-    encodeFrame(FrameKind.Request, 1, [
-      'openConsumer',
-      { consumer: 1, topic: 'big', subscription: 'work', config, credit: 1_000_000 },
-    ]),
-  )
+  socket.write(openConsumerFrame('big', 'work', 1_000_000))
   socket.pause()
   let closed = false
   socket.on('close', () => (closed = true))
