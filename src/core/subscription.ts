@@ -149,8 +149,11 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
     let failures = 0
     while (!this.stopping) {
       // A message whose handler is done and whose ack is on its way takes no place: leasing more at once
-      // overlaps the next deliveries with the ack's round trip instead of waiting for it.
-      const room = this.concurrencyNow + this.settings.prefetch - (this.held.size - this.settling.size)
+      // overlaps the next deliveries with the ack's round trip instead of waiting for it. Up to a point: acks
+      // that do not come back (a slow journal, a stalled broker) must still hold the consumer back, so it
+      // never holds more than twice its concurrency + prefetch.
+      const places = this.concurrencyNow + this.settings.prefetch
+      const room = places - this.held.size + Math.min(this.settling.size, places)
       if (room <= 0) {
         await new Promise<void>((resolve) => (this.wakePump = resolve))
         continue

@@ -92,3 +92,48 @@ test('closing a consumer whose client does not read gives its messages back at o
   const tookMs = performance.now() - closedAt
   assert.ok(tookMs < 6000, `the other consumer had every message ${Math.round(tookMs)} ms after the close`)
 })
+
+test('a consumer that reads slowly is not cut off as stalled; one that stops reading is', async (t) => {
+  const dir = await tempDir(t)
+  const broker = runChild(t, fixture('broker.ts'), [dir, '0'], {
+    SLUICE_MAX_BUFFERED_BYTES: String(bufferLimit),
+    SLUICE_STALLED_READER_MS: '2000',
+  })
+  const port = Number((await broker.waitForLine(/^listening /)).split(' ')[1])
+  const connections = async (): Promise<number> =>
+    ((await broker.ask({ memory: true })) as { connections: number }).connections
+  const sluice = await open({ url: `sluice://127.0.0.1:${port}` })
+  cleanup(t, () => sluice.close())
+  // 64 MiB waiting, over 8 partitions (each leases ahead a few MiB): far more than the slow reader below takes.
+  await sluice.createTopic('backlog', { partitions: 8, durability: 'interval' })
+  const payload = Buffer.alloc(256 * 1024, 5)
+  for (let i = 0; i < 256; i += 16) {
+    await sluice.publishBatch(
+      'backlog',
+      Array.from({ length: 16 }, () => ({ data: payload })),
+    )
+  }
+  const socket = connect({ host: '127.0.0.1', port })
+  cleanup(t, () => socket.destroy())
+  await new Promise<void>((resolve) => socket.once('connect', resolve))
+  socket.on('error', () => undefined)
+  socket.pause()
+  socket.write(encodeFrame(FrameKind.Hello, 0, { version: protocolVersion, client: 'slow-reader' }))
+  socket.write(openConsumerFrame('backlog', 'work', 1_000))
+
+  // Slow: a little every 250 ms for 6 s (three times the stall timeout), granting one more delivery each
+  // time as a client handling what it reads does. Whole frames take longer than the timeout at this pace:
+  // what the client sends is its sign of life.
+  for (let i = 0; i < 24; i++) {
+    socket.read()
+    socket.write(encodeFrame(FrameKind.Credit, 1, 1))
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+  assert.equal(await connections(), 2, 'a client that kept reading, slowly, was cut off as stalled')
+
+  // Stopped: cut off once 2 s pass without progress.
+  const stoppedAt = performance.now()
+  await waitFor('the stalled client to be cut off', async () => (await connections()) === 1, 15_000)
+  const after = performance.now() - stoppedAt
+  assert.ok(after < 8000, `cut off ${Math.round(after)} ms after it stopped reading`)
+})

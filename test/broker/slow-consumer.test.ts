@@ -13,7 +13,10 @@ const bufferLimit = 8 * 1024 * 1024
 
 test("a consumer that stops reading is cut off as stalled; the broker's memory stays bounded and its messages go to others", async (t) => {
   const dir = await tempDir(t)
-  const broker = runChild(t, fixture('broker.ts'), [dir, '0'], { SLUICE_MAX_BUFFERED_BYTES: String(bufferLimit) })
+  const broker = runChild(t, fixture('broker.ts'), [dir, '0'], {
+    SLUICE_MAX_BUFFERED_BYTES: String(bufferLimit),
+    SLUICE_STALLED_READER_MS: '2000',
+  })
   const port = Number((await broker.waitForLine(/^listening /)).split(' ')[1])
   const url = `sluice://127.0.0.1:${port}`
   const sluice = await open({ url })

@@ -51,6 +51,9 @@ export interface ConnectionLimits {
   readonly frameTimeoutMs: number
 }
 
+/** How often a wait for room in a client's send buffer looks at it again. */
+const roomPollMs = 20
+
 /** What a broker's connections hold, together, in frames still arriving. */
 export class PartialFrames {
   held = 0
@@ -93,6 +96,8 @@ export class Connection {
   private paused = false
   private closed = false
   private corked = false
+  /** The wait for room in the send buffer, while there is one (see sendRoom). */
+  private roomWait: Promise<void> | null = null
   private readonly consumers = new Map<number, PushConsumer>()
   /**
    * Credit sent for consumers whose OPEN_CONSUMER is still being handled (the engine opens them
@@ -430,27 +435,51 @@ export class Connection {
   }
 
   /**
-   * Resolves when there is room to write more deliveries: at once while little waits to be written, else once
-   * the client has taken it. A client that takes none of it for `stalledReaderMs` is cut off.
+   * Null while little waits to be written to this client; else a wait, shared by the connection's consumers,
+   * that ends once the client has taken enough (or the connection closes). The client is cut off as stalled
+   * when it makes no progress for `stalledReaderMs` while a consumer still has deliveries to push. (Polled:
+   * Node says 'drain' only once all that waits is gone.)
    */
   private sendRoom(): Promise<void> | null {
     const pauseAt = Math.min(4 * 1024 * 1024, this.limits.maxBufferedBytes / 4)
     if (this.closed || this.socket.writableLength <= pauseAt) return null
-    return new Promise<void>((resolve) => {
+    this.roomWait ??= new Promise<void>((resolve) => {
+      let lowest = this.socket.writableLength
+      let read = this.socket.bytesRead
+      let progressAt = performance.now()
+      const check = (): void => {
+        const waiting = this.socket.writableLength
+        if (this.closed || waiting <= pauseAt) return done()
+        // Progress: a frame taken whole (Node counts a write as waiting until all of it is sent), or anything
+        // from the client (acks, credit: a client that handles what it gets is reading it).
+        if (waiting < lowest || this.socket.bytesRead > read) {
+          lowest = Math.min(lowest, waiting)
+          read = this.socket.bytesRead
+          progressAt = performance.now()
+        } else if (performance.now() - progressAt >= this.limits.stalledReaderMs && this.pushing()) {
+          // Stop every consumer first: none may lease more for a connection about to go.
+          this.stopDelivering()
+          this.closed = true
+          this.socket.destroy()
+          done()
+        }
+      }
       const done = (): void => {
-        clearTimeout(timer)
-        this.socket.off('drain', done)
+        clearInterval(poll)
         this.socket.off('close', done)
+        this.roomWait = null
         resolve()
       }
-      const timer = setTimeout(() => {
-        this.closed = true
-        this.socket.destroy()
-        done()
-      }, this.limits.stalledReaderMs)
-      this.socket.on('drain', done)
+      const poll = setInterval(check, roomPollMs)
       this.socket.on('close', done)
     })
+    return this.roomWait
+  }
+
+  /** Whether a consumer of this connection still has deliveries to push. */
+  private pushing(): boolean {
+    for (const consumer of this.consumers.values()) if (consumer.active) return true
+    return false
   }
 
   private goodbye(error: SluiceError): void {

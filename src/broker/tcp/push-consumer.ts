@@ -102,6 +102,11 @@ export class PushConsumer {
     await this.consumer.close()
   }
 
+  /** Whether it still pushes (not paused or closed). */
+  get active(): boolean {
+    return !this.closed
+  }
+
   /** Stops pushing without closing the engine consumer (graceful broker shutdown lets acks land first). */
   pause(): void {
     if (this.closed) return
