@@ -30,7 +30,7 @@ import { fixture, runChild, type Child } from '../test/helpers/child.ts'
 import { freePort } from '../test/helpers/ports.ts'
 import { openConsumerFrame } from '../test/helpers/raw-consumer.ts'
 import { withTimeout } from '../test/helpers/with-timeout.ts'
-import { loadPhase, mib, runWorkload, stopBroker } from './lib.ts'
+import { guardBroker, loadPhase, mib, runWorkload, stopBroker } from './lib.ts'
 
 const durationMs = scale('SLUICE_HOSTILE_MS', 120_000)
 const sampleEveryMs = 2000
@@ -392,14 +392,7 @@ async function main(): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-hostile-'))
   let broker: Child | null = null
   const clients: Sluice[] = []
-  const hardLimit = setTimeout(() => {
-    process.stderr.write(`hostile-clients: still running after ${hardLimitMs} ms, giving up\n`)
-    void broker?.kill9().finally(() => process.exit(1))
-  }, hardLimitMs)
-  hardLimit.unref()
-  const onSignal = (): void => void broker?.kill9().finally(() => process.exit(1))
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
+  const release = guardBroker('hostile-clients', hardLimitMs, () => broker)
   try {
     broker = runChild(null, fixture('broker.ts'), [dir, String(await freePort())], {
       SLUICE_MAX_BUFFERED_BYTES: String(maxBufferedBytes),
@@ -600,9 +593,7 @@ async function main(): Promise<number> {
     for (const client of clients) await withTimeout(client.close(), 45_000, 'a client to close').catch(() => undefined)
     await stopBroker(broker)
     await rm(dir, { recursive: true, force: true })
-    clearTimeout(hardLimit)
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
+    release()
   }
 }
 

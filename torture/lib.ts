@@ -23,6 +23,29 @@ export async function stopBroker(broker: Child | null): Promise<void> {
   await withTimeout(broker.exited, 20_000, 'the broker to stop').catch(() => broker.kill9())
 }
 
+/**
+ * Kills the broker (`current()`, once there is one) and exits if the run outlives `hardLimitMs` or the
+ * runner is interrupted, so that no broker is left behind. Returns the release for the run's end.
+ */
+export function guardBroker(name: string, hardLimitMs: number, current: () => Child | null): () => void {
+  const giveUp = (): void =>
+    void current()
+      ?.kill9()
+      .finally(() => process.exit(1))
+  const hardLimit = setTimeout(() => {
+    process.stderr.write(`${name}: still running after ${hardLimitMs} ms, giving up\n`)
+    giveUp()
+  }, hardLimitMs)
+  hardLimit.unref()
+  process.once('SIGINT', giveUp)
+  process.once('SIGTERM', giveUp)
+  return () => {
+    clearTimeout(hardLimit)
+    process.off('SIGINT', giveUp)
+    process.off('SIGTERM', giveUp)
+  }
+}
+
 /** Runs `main` as the process's work: its result is the exit code, and a handle left open cannot hang the runner. */
 export async function runWorkload(name: string, main: () => Promise<number>): Promise<void> {
   const code = await main().catch((err: unknown) => {

@@ -23,7 +23,7 @@ import { reportFigures, scale } from '../test/fault/report.ts'
 import { fixture, runChild, type Child } from '../test/helpers/child.ts'
 import { freePort } from '../test/helpers/ports.ts'
 import { withTimeout } from '../test/helpers/with-timeout.ts'
-import { loadPhase, mib, runWorkload, stopBroker } from './lib.ts'
+import { guardBroker, loadPhase, mib, runWorkload, stopBroker } from './lib.ts'
 
 const durationMs = scale('SLUICE_SOAK_MS', 600_000)
 const sampleEveryMs = 5000
@@ -438,14 +438,7 @@ async function replaceAckers(url: string, consumers: Sluice[]): Promise<void> {
 async function main(): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-soak-'))
   let broker: Child | null = null
-  const hardLimit = setTimeout(() => {
-    process.stderr.write(`soak: still running after ${hardLimitMs} ms, giving up\n`)
-    void broker?.kill9().finally(() => process.exit(1))
-  }, hardLimitMs)
-  hardLimit.unref()
-  const onSignal = (): void => void broker?.kill9().finally(() => process.exit(1))
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
+  const release = guardBroker('soak', hardLimitMs, () => broker)
   try {
     broker = runChild(null, fixture('broker.ts'), [dir, String(await freePort())])
     let brokerExit: number | string | null = null
@@ -686,9 +679,7 @@ async function main(): Promise<number> {
     for (const sluice of [...clients]) await disconnect(sluice).catch(() => undefined)
     await stopBroker(broker)
     await rm(dir, { recursive: true, force: true })
-    clearTimeout(hardLimit)
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
+    release()
   }
 }
 
