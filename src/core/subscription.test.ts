@@ -10,11 +10,14 @@ import type { ConsumerConfig, LeasedRecord, LeaseRef } from './types.ts'
 /** A consumer whose leases, acks and lost leases the test hands out by hand. */
 class ScriptedConsumer implements DriverConsumer {
   readonly leases: ((records: LeasedRecord[]) => void)[] = []
+  /** The `max` of every lease call, in order. */
+  readonly asked: number[] = []
   readonly acks: { refs: readonly LeaseRef[]; answer: (ok: boolean[]) => void }[] = []
   readonly extended: LeaseRef[] = []
   private lost: ((ref: LeaseRef) => void) | null = null
 
-  lease(_max: number, signal: AbortSignal): Promise<LeasedRecord[]> {
+  lease(max: number, signal: AbortSignal): Promise<LeasedRecord[]> {
+    this.asked.push(max)
     return new Promise((resolve) => {
       this.leases.push(resolve)
       signal.addEventListener('abort', () => resolve([]), { once: true })
@@ -113,6 +116,57 @@ test('a lease lost while its ack is on the way does not free the place of the re
     )
   } finally {
     releaseSecond()
+    await sub.close({ drain: false, timeoutMs: 0 })
+  }
+})
+
+test('acks on their way free places for the next lease, but never more than concurrency + prefetch of them', async () => {
+  const consumer = new ScriptedConsumer()
+  const handled: number[] = []
+  const sub = new Subscription(
+    consumer,
+    (m) => void handled.push(m.offset),
+    {
+      topic: 'orders',
+      name: 'billing',
+      config: { delivery: 'at-least-once', ackTimeoutMs: 30_000, maxLeaseMs: 60_000 } as ConsumerConfig,
+      concurrency: 2,
+      autoscale: null,
+      prefetch: 2,
+      codec: undefined,
+      clock: new FakeClock(),
+      onError: () => undefined,
+      stats: () => Promise.resolve(undefined),
+      encodeOutputs: () => [],
+    },
+    () => undefined,
+  )
+  let next = 0
+  const hand = (): void => {
+    const max = consumer.asked.at(-1)!
+    consumer.leases.shift()!(Array.from({ length: max }, () => delivery(next++, 1)))
+  }
+  try {
+    // Four places (2 + 2): the first four run, and their acks go out and are never answered.
+    await eventually('the first lease call', () => consumer.leases.length === 1)
+    assert.equal(consumer.asked[0], 4)
+    hand()
+    await eventually('four acks on their way', () => consumer.acks.flatMap((a) => a.refs).length === 4)
+    // Those four do not hold the consumer back: it asks for four more at once.
+    await eventually('a second lease call', () => consumer.leases.length === 1)
+    assert.equal(consumer.asked[1], 4)
+    hand()
+    await eventually('eight handled', () => handled.length === 8)
+    await eventually('eight acks on their way', () => consumer.acks.flatMap((a) => a.refs).length === 8)
+    // Now unanswered acks hold it back: no third lease while they stay unanswered.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    assert.equal(consumer.leases.length, 0, `a third lease call (max ${consumer.asked[2]}) with 8 acks unanswered`)
+    assert.equal(sub.inFlight, 8)
+    // Answered acks free their places.
+    const answered = consumer.acks.shift()!
+    answered.answer(answered.refs.map(() => true))
+    await eventually('a third lease call once acks are answered', () => consumer.leases.length === 1)
+  } finally {
     await sub.close({ drain: false, timeoutMs: 0 })
   }
 })
