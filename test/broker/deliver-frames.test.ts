@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { test } from 'node:test'
 import { open } from '../../src/index.ts'
-import { encodeFrame, FrameKind, protocolVersion } from '../../src/protocol/frame.ts'
+import { encodeFrame, FrameKind, FrameParser, protocolVersion } from '../../src/protocol/frame.ts'
 import { Op } from '../../src/protocol/ops.ts'
 import { cleanup } from '../helpers/cleanup.ts'
 import { fixture, runChild } from '../helpers/child.ts'
@@ -136,4 +136,43 @@ test('a consumer that reads slowly is not cut off as stalled; one that stops rea
   await waitFor('the stalled client to be cut off', async () => (await connections()) === 1, 15_000)
   const after = performance.now() - stoppedAt
   assert.ok(after < 8000, `cut off ${Math.round(after)} ms after it stopped reading`)
+})
+
+test('deliveries leave in frames of at most 64 messages and about 1 MiB', async (t) => {
+  const dir = await tempDir(t)
+  const broker = runChild(t, fixture('broker.ts'), [dir, '0'])
+  const port = Number((await broker.waitForLine(/^listening /)).split(' ')[1])
+  const sluice = await open({ url: `sluice://127.0.0.1:${port}` })
+  cleanup(t, () => sluice.close())
+  await sluice.createTopic('mixed', { partitions: 1, durability: 'interval' })
+  // 300 small messages, then 12 of 400 KiB: frames are cut by count first, by bytes after.
+  for (let i = 0; i < 300; i += 100)
+    await sluice.publishBatch(
+      'mixed',
+      Array.from({ length: 100 }, (_, j) => ({ data: `small ${i + j}` })),
+    )
+  const large = Buffer.alloc(400 * 1024, 9)
+  await sluice.publishBatch(
+    'mixed',
+    Array.from({ length: 12 }, () => ({ data: large })),
+  )
+
+  const socket = connect({ host: '127.0.0.1', port })
+  cleanup(t, () => socket.destroy())
+  await new Promise<void>((resolve) => socket.once('connect', resolve))
+  const frames: unknown[][] = []
+  const parser = new FrameParser()
+  socket.on('data', (data: Buffer) => {
+    for (const frame of parser.push(data)) if (frame.kind === FrameKind.Deliver) frames.push(frame.body as unknown[][])
+  })
+  socket.write(encodeFrame(FrameKind.Hello, 0, { version: protocolVersion, client: 'frame-counter' }))
+  socket.write(openConsumerFrame('mixed', 'work', 1_000))
+  await waitFor('all 312 delivered', () => frames.reduce((n, f) => n + f.length, 0) === 312, 30_000)
+
+  for (const frame of frames) {
+    assert.ok(frame.length <= 64, `a frame of ${frame.length} messages`)
+    const bytes = frame.reduce((n: number, record) => n + ((record as unknown[])[3] as Uint8Array).length, 0)
+    assert.ok(frame.length === 1 || bytes <= 1024 * 1024, `a frame of ${frame.length} messages and ${bytes} bytes`)
+  }
+  assert.ok(frames.length >= 300 / 64 + 12 / 2, `${frames.length} frames`)
 })
