@@ -55,3 +55,27 @@ test('an acknowledgement set agrees with a plain set under any order of acks', (
     { numRuns: 500 },
   )
 })
+
+test('taking acknowledgements back agrees with a plain set, below the floor and inside ranges', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 120 })), { maxLength: 300 }), (steps) => {
+      const set = new AckSet(0)
+      const model = new Set<number>()
+      for (const [add, offset] of steps) {
+        if (add) {
+          assert.equal(set.add(offset), !model.has(offset))
+          model.add(offset)
+        } else {
+          assert.equal(set.remove(offset), model.has(offset))
+          model.delete(offset)
+        }
+      }
+      let floor = 0
+      while (model.has(floor)) floor++
+      assert.equal(set.floor, floor)
+      for (let o = 0; o < 130; o++) assert.equal(set.has(o), model.has(o), `offset ${o}`)
+      for (const [start, end] of set.ranges()) assert.ok(start > floor && start < end, `range [${start}, ${end})`)
+    }),
+    { numRuns: 500 },
+  )
+})

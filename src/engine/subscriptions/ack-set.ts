@@ -99,6 +99,39 @@ export class AckSet {
     }
   }
 
+  /**
+   * Takes an acknowledgement back (an at-most-once message given back before
+   * any handler saw it); false when it was not acknowledged. Below the floor,
+   * the floor drops to it and the rest of what was below becomes a range.
+   */
+  remove(offset: number): boolean {
+    if (offset < this.lowest) {
+      if (offset + 1 < this.lowest) {
+        this.starts.unshift(offset + 1)
+        this.ends.unshift(this.lowest)
+      }
+      this.lowest = offset
+      return true
+    }
+    const i = this.find(offset)
+    if (i < 0 || offset >= this.ends[i]!) return false
+    const start = this.starts[i]!
+    const end = this.ends[i]!
+    if (start === offset && end === offset + 1) {
+      this.starts.splice(i, 1)
+      this.ends.splice(i, 1)
+    } else if (start === offset) {
+      this.starts[i] = offset + 1
+    } else if (end === offset + 1) {
+      this.ends[i] = offset
+    } else {
+      this.ends[i] = offset
+      this.starts.splice(i + 1, 0, offset + 1)
+      this.ends.splice(i + 1, 0, end)
+    }
+    return true
+  }
+
   /** The first offset at or after `from` that is not acknowledged. */
   nextUnacked(from: number): number {
     const o = Math.max(from, this.lowest)
