@@ -23,6 +23,8 @@ export interface ConnectionOptions {
 export interface ConnectionEvents {
   deliver(consumerId: number, records: unknown[]): void
   leaseLost(consumerId: number, refs: unknown[]): void
+  /** The broker ended a consumer (its subscription or topic was deleted). */
+  consumerClosed(consumerId: number, reason: SluiceError): void
   /** The connection dropped: leases held through it are gone. */
   disconnected(): void
   /** A new connection is up: restore consumers before queued requests go out. */
@@ -226,6 +228,9 @@ export class ClientConnection {
         return
       case FrameKind.LeaseLost:
         this.events.leaseLost(frame.id, asArray(frame.body, 'lost leases'))
+        return
+      case FrameKind.ConsumerClosed:
+        this.events.consumerClosed(frame.id, errorFromWire(asObject(frame.body, 'consumer closed') as never))
         return
       case FrameKind.Goodbye:
         this.lastError = errorFromWire(asObject(frame.body, 'goodbye') as never)

@@ -30,6 +30,9 @@ export class RemoteConsumer implements DriverConsumer {
   /** Why the broker refused the last reopen; the consumer is not open there until a reopen succeeds. */
   private refused: SluiceError | null = null
   private readonly lostListeners: ((ref: LeaseRef) => void)[] = []
+  private readonly closedListeners: ((reason: SluiceError) => void)[] = []
+  /** Why the broker ended this consumer, when it did. */
+  private endedBy: SluiceError | null = null
   private closed = false
 
   constructor(
@@ -38,7 +41,8 @@ export class RemoteConsumer implements DriverConsumer {
     private readonly topic: string,
     private readonly subscription: string,
     private readonly config: ConsumerConfig,
-    private readonly onClosed: (consumer: RemoteConsumer) => void,
+    /** Takes it off the driver's list: it gets no more frames. */
+    private readonly forget: (consumer: RemoteConsumer) => void,
   ) {}
 
   /** Opens this consumer on the broker. */
@@ -74,6 +78,7 @@ export class RemoteConsumer implements DriverConsumer {
   }
 
   lease(max: number, signal: AbortSignal): Promise<LeasedRecord[]> {
+    if (this.endedBy !== null) return Promise.reject(this.endedBy)
     if (this.closed) return Promise.reject(sluiceError(ErrorCode.Closed, `consumer of ${this.subscription} is closed`))
     if (this.buffer.length > 0) return Promise.resolve(this.take(max))
     if (signal.aborted) return Promise.resolve([])
@@ -112,12 +117,8 @@ export class RemoteConsumer implements DriverConsumer {
   deliver(wire: unknown[]): void {
     const records = wire.map(decodeLeasedRecord)
     this.outstanding = Math.max(0, this.outstanding - records.length)
-    if (this.closed) {
-      void this.connection
-        .request(Op.Release, { consumer: this.id, refs: records.map(encodeRef) })
-        .catch(() => undefined)
-      return
-    }
+    // Closing: CLOSE_CONSUMER gives back whatever was still on its way.
+    if (this.closed) return
     for (const r of records) this.buffer.push(r)
     const waiter = this.waiter
     if (waiter !== null) {
@@ -212,19 +213,41 @@ export class RemoteConsumer implements DriverConsumer {
     this.lostListeners.push(listener)
   }
 
-  async close(): Promise<void> {
+  onClosed(listener: (reason: SluiceError) => void): void {
+    this.closedListeners.push(listener)
+  }
+
+  /** The broker ended this consumer (CONSUMER_CLOSED): nothing more comes, and the owner is told. */
+  ended(reason: SluiceError): void {
+    if (this.closed || this.endedBy !== null) return
+    this.endedBy = reason
+    this.buffer = []
+    this.handedOut.clear()
+    this.forget(this)
+    for (const listener of this.closedListeners) listener(reason)
+    const waiter = this.waiter
+    this.waiter = null
+    waiter?.reject(reason)
+  }
+
+  /**
+   * Leaves the subscription. CLOSE_CONSUMER names the leases handed to the
+   * owner and not settled (`handed`, as DriverConsumer.close says); the
+   * broker gives back the rest, including deliveries still on their way here.
+   */
+  async close(handed?: readonly LeaseRef[]): Promise<void> {
     if (this.closed) return
     this.closed = true
-    const unstarted = this.buffer
     this.buffer = []
     this.waiter?.resolve([])
     this.waiter = null
-    this.onClosed(this)
-    if (!this.connection.connected) return
+    this.forget(this)
+    if (!this.connection.connected || this.endedBy !== null) return
     try {
-      if (unstarted.length > 0)
-        await this.connection.request(Op.Release, { consumer: this.id, refs: unstarted.map(encodeRef) })
-      await this.connection.request(Op.CloseConsumer, { consumer: this.id })
+      await this.connection.request(Op.CloseConsumer, {
+        consumer: this.id,
+        ...(handed === undefined ? {} : { handed: handed.map(encodeRef) }),
+      })
     } catch {
       // The broker closes a consumer whose connection ends anyway.
     }

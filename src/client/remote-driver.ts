@@ -74,6 +74,7 @@ export class RemoteDriver implements Driver {
     this.connection = new ClientConnection(options, {
       deliver: (id, records) => this.consumers.get(id)?.deliver(records),
       leaseLost: (id, refs) => this.consumers.get(id)?.leaseLost(refs),
+      consumerClosed: (id, reason) => this.consumers.get(id)?.ended(reason),
       disconnected: () => {
         for (const consumer of this.consumers.values()) consumer.disconnected()
       },

@@ -1,3 +1,4 @@
+import type { SluiceError } from './errors.ts'
 import type {
   AppendRecord,
   CommitResult,
@@ -85,8 +86,22 @@ export interface DriverConsumer {
   release(refs: readonly LeaseRef[]): Promise<void>
   /** Called when a lease is lost (expired, or the consumer was cut off). */
   onLeaseLost(listener: (ref: LeaseRef) => void): void
-  /** Leaves the subscription; leases still held are offered again after the backoff. */
-  close(): Promise<void>
+  /**
+   * Called once if the driver ends this consumer itself, with why (CLOSED:
+   * its subscription or topic was deleted): its leases are gone and it gets
+   * nothing more. Not called for `close()`.
+   */
+  onClosed(listener: (reason: SluiceError) => void): void
+  /**
+   * Leaves the subscription. `handed`: leases whose messages reached a
+   * handler and are not settled (a drain that ran out of time, a close
+   * without drain): they count as failed deliveries, offered again after the
+   * backoff (or dead-lettered). Every other lease still held (prefetched, or
+   * on its way to this consumer) is given back unstarted: offered again at
+   * once, its delivery not counted. Without `handed` the consumer is taken to
+   * be gone (crashed, cut off): every lease it held counts as failed.
+   */
+  close(handed?: readonly LeaseRef[]): Promise<void>
 }
 
 /** How an append may wait on a topic's flow control (`block` overflow, `wait` rate limit). */

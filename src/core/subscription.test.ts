@@ -45,6 +45,7 @@ class ScriptedConsumer implements DriverConsumer {
   loseLease(ref: LeaseRef): void {
     this.lost!(ref)
   }
+  onClosed(): void {}
   close(): Promise<void> {
     return Promise.resolve()
   }

@@ -1,13 +1,19 @@
 import type { Clock } from './clock.ts'
 import type { Codec } from './codec.ts'
 import type { DriverConsumer } from './driver.ts'
-import { asSluiceError, ErrorCode, hasCode, sluiceError } from './errors.ts'
+import { asSluiceError, ErrorCode, hasCode, sluiceError, type SluiceError } from './errors.ts'
 import { Autoscaler, type AutoscaleConfig, type AutoscaleDecision } from './autoscaler.ts'
 import { Events } from './events.ts'
 import { LeaseBatcher } from './lease-batcher.ts'
 import { uuidv7 } from './ids.ts'
 import { LeasedMessage, type Handler, type LeaseOps, type Message, type TransactionMessage } from './message.ts'
-import type { ConsumerConfig, LeaseRef, SubscriptionStats, TransactionOutput } from './types.ts'
+import {
+  DeliveryGuarantee,
+  type ConsumerConfig,
+  type LeaseRef,
+  type SubscriptionStats,
+  type TransactionOutput,
+} from './types.ts'
 
 /**
  * The handler runner, the same on every driver: leases messages within
@@ -62,6 +68,15 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
   private readonly running = new Set<LeasedMessage<T>>()
   /** Every message this consumer holds a lease on (buffered or running). */
   private readonly held = new Map<number, LeasedMessage<T>>()
+  /**
+   * Running messages whose lease was lost: no longer held (a redelivery of the same offset may be held meanwhile,
+   * even by this consumer), but their handler still takes a place until it returns.
+   */
+  private readonly lostRunning = new Set<LeasedMessage<T>>()
+  /** Acks, nacks and commits sent and not yet answered: a drain waits for them. */
+  private opsInFlight = 0
+  /** Why the driver ended this consumer (its subscription or topic was deleted), when it did. */
+  private endedBy: SluiceError | null = null
   private readonly leaseAbort = new AbortController()
   private stopping = false
   private closePromise: Promise<void> | null = null
@@ -93,12 +108,13 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
       (a, b) => a[0] === b[0],
     )
     this.ops = {
-      commit: (ref, messages) => consumer.commit(ref, settings.encodeOutputs(messages), uuidv7()),
-      ack: (ref) => acks.call(ref),
-      nack: (ref, delayMs, reason) => nacks.call(ref, delayMs, reason),
+      commit: (ref, messages) => this.tracked(consumer.commit(ref, settings.encodeOutputs(messages), uuidv7())),
+      ack: (ref) => this.tracked(acks.call(ref)),
+      nack: (ref, delayMs, reason) => this.tracked(nacks.call(ref, delayMs, reason)),
       extend: (ref, ms) => extends_.call(ref, ms),
     }
     consumer.onLeaseLost((ref) => this.leaseLost(ref))
+    consumer.onClosed((reason) => this.ended(reason))
     this.concurrencyNow = settings.concurrency
     this.autoscaler = settings.autoscale === null ? null : new Autoscaler(settings.autoscale)
     this.scheduleHeartbeat()
@@ -116,7 +132,27 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
 
   /** Messages this consumer holds (running and prefetched). */
   get inFlight(): number {
-    return this.held.size
+    return this.held.size + this.lostRunning.size
+  }
+
+  /** Counts an ack, nack or commit until it is answered (a drain waits for it). */
+  private tracked<R>(call: Promise<R>): Promise<R> {
+    this.opsInFlight++
+    const done = (): void => {
+      this.opsInFlight--
+      for (const listener of this.settledListeners) listener()
+    }
+    call.then(done, done)
+    return call
+  }
+
+  /** The driver ended this consumer: its leases are gone; say so once, and close. */
+  private ended(reason: SluiceError): void {
+    if (this.stopping) return
+    this.endedBy = reason
+    this.report(reason)
+    for (const message of [...this.held.values()]) message.markLost()
+    void this.close({ drain: false })
   }
 
   get closed(): boolean {
@@ -153,7 +189,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
       // that do not come back (a slow journal, a stalled broker) must still hold the consumer back, so it
       // never holds more than twice its concurrency + prefetch.
       const places = this.concurrencyNow + this.settings.prefetch
-      const room = places - this.held.size + Math.min(this.settling.size, places)
+      const room = places - this.inFlight + Math.min(this.settling.size, places)
       if (room <= 0) {
         await new Promise<void>((resolve) => (this.wakePump = resolve))
         continue
@@ -163,7 +199,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
         failures = 0
       } catch (err) {
         if (this.leaseAbort.signal.aborted) break
-        this.report(err)
+        if (this.endedBy === null) this.report(err)
         if (hasCode(err, ErrorCode.Closed)) break
         // The driver failed (a broker restarting, a read error): try again, backing off to 5 s.
         failures++
@@ -233,8 +269,10 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
    */
   private finish(message: LeasedMessage<T>): void {
     this.settling.delete(message)
-    if (this.held.get(message.refKey) !== message) return
-    this.held.delete(message.refKey)
+    if (this.lostRunning.delete(message)) {
+      // Its lease was gone already; its place is free now.
+    } else if (this.held.get(message.refKey) === message) this.held.delete(message.refKey)
+    else return
     if (this.handler !== null) this.startHandlers()
     const wake = this.wakePump
     this.wakePump = null
@@ -323,7 +361,10 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
     if (!this.running.has(message)) {
       this.buffer = this.buffer.filter((m) => m !== message)
       this.finish(message)
+      return
     }
+    this.held.delete(message.refKey)
+    this.lostRunning.add(message)
   }
 
   /** Extends the leases of held messages every third of ackTimeoutMs, until maxLeaseMs. */
@@ -371,7 +412,9 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
     return {
       next: () => this.nextMessage(),
       return: async () => {
-        await this.close({ drain: true })
+        // Leaving the loop: the message it held goes back with the prefetched ones.
+        this.closePromise ??= this.shutdown(true, 30_000, true)
+        await this.closePromise
         return { done: true, value: undefined }
       },
     }
@@ -406,6 +449,7 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
         }),
       )
     }
+    if (this.endedBy !== null) throw this.endedBy
     return { done: true, value: undefined }
   }
 
@@ -417,43 +461,73 @@ export class Subscription<T = unknown> implements AsyncIterable<Message<T>> {
    * back at once. Resolves when the consumer has left.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    this.closePromise ??= this.shutdown(options.drain ?? true, options.timeoutMs ?? 30_000)
+    this.closePromise ??= this.shutdown(options.drain ?? true, options.timeoutMs ?? 30_000, false)
     return this.closePromise
   }
 
-  private async shutdown(drain: boolean, timeoutMs: number): Promise<void> {
+  /**
+   * Prefetched messages go back at once, uncounted (and the one a `for await` loop held, when the loop is
+   * left: `fromLoop`). A drain then waits for running handlers (and a message the loop body still holds) and
+   * for their acknowledgements to land. What is still in a handler's hands after that is aborted and counts as
+   * a failed delivery; anything else the driver still has out for this consumer goes back uncounted.
+   */
+  private async shutdown(drain: boolean, timeoutMs: number, fromLoop: boolean): Promise<void> {
     this.stopping = true
     this.leaseAbort.abort()
     this.wakePump?.()
     await this.pump
+    const reason = sluiceError(ErrorCode.Closed, `subscription ${this.name} closed`)
     const unstarted = this.buffer
     this.buffer = []
-    if (this.current !== null && !this.current.settled) unstarted.push(this.current)
-    this.current = null
-    if (unstarted.length > 0) {
+    const current = this.current
+    // At-most-once: the loop's message was acknowledged when it was handed over; it never goes back.
+    if (
+      fromLoop &&
+      current !== null &&
+      !current.settled &&
+      this.settings.config.delivery !== DeliveryGuarantee.AtMostOnce
+    ) {
+      this.current = null
+      current.abort(reason)
+      unstarted.push(current)
+    }
+    if (unstarted.length > 0 && this.endedBy === null) {
       await this.consumer.release(unstarted.map((m) => m.ref)).catch((err: unknown) => this.report(err))
-      for (const m of unstarted) this.held.delete(m.refKey)
     }
-    if (drain && this.running.size > 0) {
-      await new Promise<void>((resolve) => {
-        const cancel = this.settings.clock.setTimer(resolve, timeoutMs, true)
-        const check = (): void => {
-          if (this.running.size === 0) {
-            cancel()
-            this.settledListeners.delete(check)
-            resolve()
-          }
-        }
-        this.settledListeners.add(check)
-        check()
-      })
+    for (const m of unstarted) this.held.delete(m.refKey)
+    if (drain) await this.drained(timeoutMs)
+    const handed: LeaseRef[] = []
+    for (const m of this.running) {
+      m.abort(reason)
+      if (!m.lost) handed.push(m.ref)
     }
-    const reason = sluiceError(ErrorCode.Closed, `subscription ${this.name} closed`)
-    for (const m of this.running) m.abort(reason)
+    const held = this.current
+    if (held !== null && !held.settled && !held.lost) {
+      held.abort(reason)
+      handed.push(held.ref)
+    }
     this.cancelHeartbeat?.()
     this.cancelAutoscale?.()
-    await this.consumer.close().catch((err: unknown) => this.report(err))
+    if (this.endedBy === null) await this.consumer.close(handed).catch((err: unknown) => this.report(err))
     clearInterval(this.keepAlive)
     this.onClosed()
+  }
+
+  /** Waits up to `timeoutMs` until no handler runs, the loop holds no unsettled message, and every ack has landed. */
+  private drained(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        cancel()
+        this.settledListeners.delete(check)
+        resolve()
+      }
+      const check = (): void => {
+        const loopHolds = this.current !== null && !this.current.settled && !this.current.lost
+        if (this.running.size === 0 && this.opsInFlight === 0 && !loopHolds) done()
+      }
+      const cancel = this.settings.clock.setTimer(done, timeoutMs, true)
+      this.settledListeners.add(check)
+      check()
+    })
   }
 }

@@ -111,7 +111,7 @@ const requestArgs: Record<Op, unknown> = {
   },
   [Op.Read]: { topic: 'orders', partition: 2, from: 40_960, max: 100 },
   [Op.OpenConsumer]: { consumer: 1, topic: 'orders', subscription: 'billing', config: consumerConfig, credit: 32 },
-  [Op.CloseConsumer]: { consumer: 1 },
+  [Op.CloseConsumer]: { consumer: 1, handed: refs.map(encodeRef) },
   [Op.Ack]: { consumer: 1, refs: refs.map(encodeRef) },
   [Op.Nack]: { consumer: 1, refs: refs.map(encodeRef), delayMs: 5000, reason: 'payment service unavailable' },
   [Op.Extend]: { consumer: 1, refs: refs.map(encodeRef), ms: 30_000 },
@@ -188,6 +188,14 @@ const goldenCases: GoldenCase[] = [
     kind: FrameKind.Goodbye,
     id: 0,
     body: sluiceError(ErrorCode.Protocol, 'malformed request: unknown operation "frobnicate"').toJSON(),
+  },
+  {
+    name: 'consumer closed',
+    kind: FrameKind.ConsumerClosed,
+    id: 1,
+    body: sluiceError(ErrorCode.Closed, 'subscription billing was deleted', {
+      details: { topic: 'orders', subscription: 'billing' },
+    }).toJSON(),
   },
 ]
 
@@ -380,7 +388,7 @@ const malformedFrames: [string, Buffer][] = [
   ]),
   ['an empty body', rawFrame(5, FrameKind.Hello, 0, Buffer.alloc(0))],
   ['kind 0', rawFrame(6, 0, 0, Buffer.from([0xc0]))],
-  ['kind 9', rawFrame(6, 9, 0, Buffer.from([0xc0]))],
+  ['kind 10', rawFrame(6, 10, 0, Buffer.from([0xc0]))],
   ['kind 255', rawFrame(6, 255, 0, Buffer.from([0xc0]))],
   ['bytes after the body value', rawFrame(7, FrameKind.Request, 0, Buffer.from([0xc0, 0xc0]))],
   ['a body cut short', rawFrame(7, FrameKind.Request, 0, Buffer.from([0x92, 0x01]))],

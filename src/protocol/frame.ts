@@ -6,7 +6,7 @@ import { ErrorCode, sluiceError } from '../core/errors.ts'
  *
  *   length  u32  bytes after this field (kind + id + body)
  *   kind    u8   FrameKind
- *   id      u32  request id (REQUEST/RESPONSE) or consumer id (DELIVER/LEASE_LOST/CREDIT)
+ *   id      u32  request id (REQUEST/RESPONSE) or consumer id (DELIVER/LEASE_LOST/CREDIT/CONSUMER_CLOSED)
  *   body    MessagePack
  *
  * A length above the connection's maximum is rejected before anything is
@@ -30,13 +30,19 @@ export const FrameKind = {
   Credit: 7,
   /** broker -> client: why the connection is being closed */
   Goodbye: 8,
+  /** broker -> client: a consumer the broker ended ({ code, message, details }: its subscription or topic was deleted) */
+  ConsumerClosed: 9,
 } as const
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind]
 
 const kinds = new Set<number>(Object.values(FrameKind))
 
-/** 2: APPEND names its producer once and is answered with compact receipts (see wire.ts). */
-export const protocolVersion = 2
+/**
+ * 2: APPEND names its producer once and is answered with compact receipts (see wire.ts).
+ * 3: CONSUMER_CLOSED tells a client at once that the broker ended one of its consumers; CLOSE_CONSUMER
+ *    names the leases that reached a handler (the rest go back unstarted).
+ */
+export const protocolVersion = 3
 export const frameHeaderBytes = 4 + 1 + 4
 /** Default largest frame: a batch of appends is split below this. */
 export const defaultMaxFrameBytes = 32 * 1024 * 1024

@@ -287,10 +287,11 @@ for (const [name, bytes] of beforeHello) {
 }
 
 const badHellos: [string, unknown][] = [
-  ['version 3', { version: 3, client: 'future' }],
+  ['version 4', { version: 4, client: 'future' }],
+  ['version 2 (before CONSUMER_CLOSED)', { version: 2, client: 'old' }],
   ['version 1 (before compact appends)', { version: 1, client: 'old' }],
   ['version 0', { version: 0 }],
-  ['version "2"', { version: '2' }],
+  ['version "3"', { version: '3' }],
   ['version 1.5', { version: 1.5 }],
   ['no version', { client: 'x' }],
   ['a HELLO that is not an object', 'hello'],

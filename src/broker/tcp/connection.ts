@@ -329,8 +329,9 @@ export class Connection {
         return this.openConsumer(args)
       case Op.CloseConsumer: {
         const consumer = this.consumer(args)
+        const handed = args['handed'] === undefined ? undefined : decodeRefs(args['handed'])
         this.consumers.delete(consumer.id)
-        await consumer.close()
+        await consumer.close(handed)
         return null
       }
       case Op.Ack: {
@@ -404,6 +405,14 @@ export class Connection {
       throw sluiceError(ErrorCode.Closed, 'the connection closed')
     }
     engineConsumer.onLeaseLost((ref) => this.send(FrameKind.LeaseLost, id, [encodeRef(ref)]))
+    // Ended by the driver (its subscription or topic deleted): the client hears it now, not at its next request.
+    engineConsumer.onClosed((reason) => {
+      const push = this.consumers.get(id)
+      if (push?.consumer !== engineConsumer) return
+      this.consumers.delete(id)
+      push.pause()
+      this.send(FrameKind.ConsumerClosed, id, reason.toJSON())
+    })
     const push = new PushConsumer(
       id,
       engineConsumer,

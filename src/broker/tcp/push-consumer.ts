@@ -1,4 +1,6 @@
 import type { DriverConsumer } from '../../core/driver.ts'
+import { ErrorCode, hasCode } from '../../core/errors.ts'
+import type { LeaseRef } from '../../core/types.ts'
 import { encodeLeasedRecord } from '../../protocol/wire.ts'
 
 /**
@@ -18,6 +20,8 @@ export class PushConsumer {
   private readonly abort = new AbortController()
   private wakeUp: (() => void) | null = null
   private closed = false
+  /** Lease calls failed in a row. */
+  private failures = 0
   private resolvePaused!: () => void
   /** Resolves when pushing stops. */
   private readonly paused = new Promise<void>((resolve) => (this.resolvePaused = resolve))
@@ -67,9 +71,17 @@ export class PushConsumer {
       const fit = Math.max(1, Math.floor(this.maxFrameBytes / this.recordBytes))
       try {
         records = await this.consumer.lease(Math.min(this.credit, this.maxBatch, fit), this.abort.signal)
-      } catch {
-        // The subscription or its topic is gone: the client learns it from its next request.
-        return
+        this.failures = 0
+      } catch (err) {
+        // The subscription or its topic is gone: the consumer's onClosed has told the client.
+        if (hasCode(err, ErrorCode.Closed)) return
+        // Anything else (a read error) may pass: try again, backing off to 5 s, as a local runner would.
+        this.failures++
+        await Promise.race([
+          new Promise((resolve) => setTimeout(resolve, Math.min(5000, 50 * 2 ** this.failures)).unref()),
+          this.paused,
+        ])
+        continue
       }
       if (records.length === 0) continue
       this.credit -= records.length
@@ -95,11 +107,16 @@ export class PushConsumer {
     }
   }
 
-  /** Stops pushing; the engine consumer closes (held leases fail and are redelivered). */
-  async close(): Promise<void> {
+  /**
+   * Stops pushing; the engine consumer closes. `handed` (a client's clean
+   * close): the leases that reached its handlers; everything else pushed,
+   * even what is still on its way to the client, goes back unstarted.
+   * Without it (the connection dropped), every lease held fails.
+   */
+  async close(handed?: readonly LeaseRef[]): Promise<void> {
     this.pause()
     await this.done
-    await this.consumer.close()
+    await this.consumer.close(handed)
   }
 
   /** Whether it still pushes (not paused or closed). */

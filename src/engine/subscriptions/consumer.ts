@@ -1,12 +1,13 @@
 import type { DriverConsumer } from '../../core/driver.ts'
-import { asSluiceError, ErrorCode, sluiceError } from '../../core/errors.ts'
+import { asSluiceError, ErrorCode, sluiceError, type SluiceError } from '../../core/errors.ts'
 import type { CommitResult, ConsumerConfig, LeasedRecord, LeaseRef, TransactionOutput } from '../../core/types.ts'
-import type { Dispatcher, Lease, LeaseHolder } from './dispatcher.ts'
+import { leaseKey, type Dispatcher, type Lease, type LeaseHolder } from './dispatcher.ts'
 
 /** One consumer of a subscription on the embedded engine. */
 export class EngineConsumer implements DriverConsumer, LeaseHolder {
   readonly leases = new Map<number, Lease>()
   private readonly lostListeners: ((ref: LeaseRef) => void)[] = []
+  private readonly closedListeners: ((reason: SluiceError) => void)[] = []
   private closed = false
 
   constructor(
@@ -57,17 +58,27 @@ export class EngineConsumer implements DriverConsumer, LeaseHolder {
     for (const listener of this.lostListeners) listener(ref)
   }
 
-  /** Leaves the subscription: leases still held fail (backoff, or dead letter). */
-  close(): Promise<void> {
+  /** Leaves the subscription (see DriverConsumer.close for what happens to the leases still held). */
+  close(handed?: readonly LeaseRef[]): Promise<void> {
     if (this.closed) return Promise.resolve()
     this.closed = true
-    this.dispatcher.removeHolder(this, 'the consumer closed while holding the message')
+    this.dispatcher.removeHolder(
+      this,
+      'the consumer closed while holding the message',
+      handed === undefined ? null : new Map(handed.map((ref) => [leaseKey(ref.partition, ref.offset), ref.attempt])),
+    )
     return Promise.resolve()
   }
 
+  onClosed(listener: (reason: SluiceError) => void): void {
+    this.closedListeners.push(listener)
+  }
+
   /** Cut off by the engine (topic or subscription deleted, engine closed). */
-  kill(): void {
+  kill(reason: SluiceError): void {
+    if (this.closed) return
     this.closed = true
+    for (const listener of this.closedListeners) listener(reason)
   }
 }
 

@@ -1,6 +1,6 @@
 import { backoffDelay } from '../../core/backoff.ts'
 import type { Clock } from '../../core/clock.ts'
-import { asSluiceError, ErrorCode, sluiceError } from '../../core/errors.ts'
+import { asSluiceError, ErrorCode, sluiceError, type SluiceError } from '../../core/errors.ts'
 import { Heap } from '../../core/heap.ts'
 import { MovingRate } from '../../core/rate.ts'
 import { DeliveryGuarantee, Ordering, type ConsumerConfig, type LeasedRecord, type LeaseRef } from '../../core/types.ts'
@@ -84,6 +84,12 @@ export interface Lease {
   readonly grantedAt: number
   readonly config: ConsumerConfig
   deadline: number
+  /**
+   * A transaction acknowledging this message is being written: neither an
+   * expiry nor the consumer leaving may offer the message again meanwhile, or
+   * the redelivery would commit a second time. The commit's end settles it.
+   */
+  committing: boolean
 }
 
 /** What the dispatcher needs of a consumer. */
@@ -92,7 +98,7 @@ export interface LeaseHolder {
   readonly leases: Map<number, Lease>
   leaseLost(ref: LeaseRef): void
   /** Cut off: the subscription, its topic or the engine is gone. */
-  kill(): void
+  kill(reason: SluiceError): void
 }
 
 interface PartitionQueue {
@@ -198,10 +204,23 @@ export class Dispatcher {
     for (const q of this.queues) this.fill(q)
   }
 
-  /** A consumer leaves: its leases fail (backoff, or dead letter), its waiting lease calls end. */
-  removeHolder(holder: LeaseHolder, reason: string): void {
+  /**
+   * A consumer leaves and its waiting lease calls end. `handed`: lease key ->
+   * attempt of the messages that reached a handler unsettled: they count as failed
+   * deliveries (backoff, or dead letter). Every other lease is given back
+   * unstarted (its attempt not counted). Null: the consumer is gone (crashed,
+   * cut off), so every lease counts as failed. A lease whose commit is being
+   * written is left to the commit.
+   */
+  removeHolder(holder: LeaseHolder, reason: string, handed: ReadonlyMap<number, number> | null = null): void {
     this.holders.delete(holder)
-    for (const lease of [...holder.leases.values()]) this.failDelivery(lease, reason, null)
+    const givenBack: Lease[] = []
+    for (const [key, lease] of [...holder.leases]) {
+      if (lease.committing) continue
+      if (handed === null || handed.get(key) === lease.attempt) this.failDelivery(lease, reason, null)
+      else givenBack.push(lease)
+    }
+    this.giveBack(givenBack)
     for (const leaser of this.leasers.filter((l) => l.holder === holder)) {
       this.leasers.splice(this.leasers.indexOf(leaser), 1)
       leaser.detach()
@@ -232,9 +251,10 @@ export class Dispatcher {
           if (record.offset < q.cursor) continue
           q.cursor = record.offset + 1
           if (q.state.acks.has(record.offset)) {
+            // Skip to the next gap within this read: reading again from there would read the same records again
+            // for every acknowledged one met (many, after a restart with delayed messages among consumed ones).
             q.cursor = q.state.acks.nextUnacked(q.cursor)
-            // The rest of this read may be acknowledged too; read again from the first gap.
-            break
+            continue
           }
           if (record.deliverAt > now) {
             q.delayed.push({ offset: record.offset, deliverAt: record.deliverAt })
@@ -391,6 +411,7 @@ export class Dispatcher {
       grantedAt: now,
       config: holder.config,
       deadline: now + holder.config.ackTimeoutMs,
+      committing: false,
     }
     entry.lease = lease
     holder.leases.set(leaseKey(entry.partition, entry.offset), lease)
@@ -535,24 +556,54 @@ export class Dispatcher {
   }
 
   release(holder: LeaseHolder, refs: readonly LeaseRef[]): void {
+    const leases: Lease[] = []
     for (const ref of refs) {
       const lease = this.validLease(holder, ref)
-      if (lease === null) continue
+      if (lease !== null && !lease.committing) leases.push(lease)
+    }
+    this.giveBack(leases)
+  }
+
+  /**
+   * Gives leased messages back unstarted: offered again at once, the delivery
+   * not counted. An at-most-once message was acknowledged when it was leased;
+   * no handler saw it, so the acknowledgement is taken back (a crash before
+   * that is written loses it, as at-most-once allows for what a consumer held).
+   */
+  private giveBack(leases: readonly Lease[]): void {
+    if (leases.length === 0) return
+    const tries = new Map<number, { o: number[]; n: number[] }>()
+    const unacked = new Map<number, number[]>()
+    for (const lease of leases) {
       const entry = lease.entry
-      if (entry.preAcked) {
-        this.remove(entry)
-        continue
-      }
-      holder.leases.delete(leaseKey(entry.partition, entry.offset))
+      const q = this.queues[entry.partition]!
+      lease.consumer.leases.delete(leaseKey(entry.partition, entry.offset))
       entry.lease = null
       entry.attempts--
-      this.queues[entry.partition]!.state.attempts.set(entry.offset, entry.attempts)
+      if (entry.preAcked) {
+        entry.preAcked = false
+        if (q.state.acks.remove(entry.offset)) {
+          this.counters.acked--
+          pushTo(unacked, entry.partition, entry.offset)
+        }
+      } else {
+        q.state.attempts.set(entry.offset, entry.attempts)
+        const t = tries.get(entry.partition) ?? { o: [], n: [] }
+        t.o.push(entry.offset)
+        t.n.push(entry.attempts)
+        tries.set(entry.partition, t)
+      }
       entry.availableAt = this.now()
       this.makeEligible(entry)
     }
+    const ops: StateOp[] = []
+    for (const [p, t] of tries) ops.push({ t: 'try', topic: this.topic, sub: this.name, p, o: t.o, n: t.n })
+    for (const [p, o] of unacked) ops.push({ t: 'unack', topic: this.topic, sub: this.name, p, o })
+    if (ops.length > 0) void this.host.persistUnsynced(ops).catch(() => undefined)
   }
 
   private expire(lease: Lease): void {
+    if (lease.committing) return
     const entry = lease.entry
     lease.consumer.leaseLost({ partition: entry.partition, offset: entry.offset, attempt: lease.attempt })
     this.failDelivery(lease, `lease expired after ${lease.config.ackTimeoutMs} ms without an acknowledgement`, null)
@@ -795,14 +846,46 @@ export class Dispatcher {
     this.pushDeadline(lease)
   }
 
-  /** The transaction acknowledging this lease is durable: the message is done (its journal record is the tx). */
+  /** A transaction acknowledging this lease is being written (see `Lease.committing`). */
+  beginCommit(lease: Lease): void {
+    lease.committing = true
+  }
+
+  /**
+   * The transaction acknowledging this lease is durable: the message is done
+   * (its journal record is the tx), whatever happened to the lease meanwhile.
+   * Should the message be out again anyway (the journal took longer than the
+   * lease was held), that delivery is cancelled: its lease is lost.
+   */
   completeCommitted(lease: Lease): void {
-    if (lease.entry.lease !== lease) return
+    lease.committing = false
     const entry = lease.entry
+    const q = this.queues[entry.partition]!
+    if (entry.state === EntryState.Done || q.state.acks.has(entry.offset)) return
+    const current = entry.lease
+    if (current !== null && current !== lease) {
+      current.consumer.leaseLost({ partition: entry.partition, offset: entry.offset, attempt: current.attempt })
+    }
     this.remove(entry)
-    this.queues[entry.partition]!.state.acks.add(entry.offset)
+    q.state.acks.add(entry.offset)
     this.counters.acked++
     this.acked(1)
+  }
+
+  /**
+   * The transaction failed before it was durable: nothing was acknowledged.
+   * The lease keeps its own deadline; if its consumer left meanwhile, the
+   * delivery fails now as the leaving would have failed it.
+   */
+  abortCommit(lease: Lease, deadline: number): void {
+    lease.committing = false
+    if (lease.entry.lease !== lease) return
+    if (!this.holders.has(lease.consumer)) {
+      this.failDelivery(lease, 'the consumer closed while its transaction was being written', null)
+      return
+    }
+    lease.deadline = Math.max(this.now(), deadline)
+    this.pushDeadline(lease)
   }
 
   /** Stops dispatching: waiting lease calls fail with CLOSED. */
@@ -818,6 +901,12 @@ export class Dispatcher {
     }
     this.leasers = []
   }
+}
+
+function pushTo(map: Map<number, number[]>, key: number, value: number): void {
+  const list = map.get(key)
+  if (list === undefined) map.set(key, [value])
+  else list.push(value)
 }
 
 /** What an entry costs in memory, roughly: its payload plus the objects around it. */

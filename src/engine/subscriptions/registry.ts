@@ -50,8 +50,8 @@ export class SubscriptionRegistry {
   private readonly dropFloors = new Map<string, number[]>()
   /** Transactions journaled whose outputs are not all stored yet, by id. */
   private readonly pendingTx = new Map<string, Extract<StateOp, { t: 'tx' }>>()
-  /** Recent commits by transaction id, so a repeated commit gets the first outcome. */
-  private readonly commits = new Map<string, Promise<CommitResult>>()
+  /** Recent commits by transaction id, so a repeated commit gets the first outcome (if it names the same message). */
+  private readonly commits = new Map<string, { readonly message: string; readonly result: Promise<CommitResult> }>()
   private readonly dispatchers = new Map<string, Map<string, Dispatcher>>()
   private journal: StateJournal | null = null
 
@@ -103,6 +103,11 @@ export class SubscriptionRegistry {
         if (partition !== undefined) applyAckRanges(partition, op.r)
         return
       }
+      case 'unack': {
+        const partition = subs?.get(op.sub)?.partitions[op.p]
+        if (partition !== undefined) for (const offset of op.o) partition.acks.remove(offset)
+        return
+      }
       case 'try': {
         const partition = subs?.get(op.sub)?.partitions[op.p]
         if (partition === undefined) return
@@ -123,7 +128,10 @@ export class SubscriptionRegistry {
         if (partition !== undefined) applyAckRanges(partition, [op.o, op.o + 1])
         this.pendingTx.set(op.id, op)
         // A commit repeated after a restart (its answer lost) is recognised; the receipts are not kept.
-        this.commits.set(op.id, Promise.resolve({ acked: true, receipts: [] }))
+        this.commits.set(op.id, {
+          message: committedMessage(op.topic, op.sub, op.p, op.o),
+          result: Promise.resolve({ acked: true, receipts: [] }),
+        })
         return
       }
       case 'tx-done':
@@ -299,8 +307,19 @@ export class SubscriptionRegistry {
     outputs: readonly TransactionOutput[],
     txId: string,
   ): Promise<CommitResult> {
+    const message = committedMessage(topic.name, dispatcher.name, ref.partition, ref.offset)
     const earlier = this.commits.get(txId)
-    if (earlier !== undefined) return earlier
+    if (earlier !== undefined) {
+      if (earlier.message === message) return earlier.result
+      // Another message's transaction id: answering with that outcome would report this message acknowledged.
+      return Promise.reject(
+        sluiceError(
+          ErrorCode.InvalidArgument,
+          `transaction id ${JSON.stringify(txId)} was already used for another message; give every commit a new id`,
+          { details: { txId } },
+        ),
+      )
+    }
     const lease = dispatcher.leaseFor(holder, ref)
     if (lease === null) return Promise.resolve({ acked: false, receipts: [] })
     // Everything that can be refused is refused before anything is written.
@@ -326,14 +345,16 @@ export class SubscriptionRegistry {
       })),
     }
     const deadline = lease.deadline
+    // Held while the journal is written: a heartbeat's extend must not find the lease overdue meanwhile.
     dispatcher.hold(lease, 300_000)
+    dispatcher.beginCommit(lease)
     const result = (async (): Promise<CommitResult> => {
       if (this.journal !== null) {
         try {
           await this.journal.append([op], true)
         } catch (err) {
           // Nothing was committed: the lease keeps its own deadline (not the 5 minutes held for the commit).
-          dispatcher.hold(lease, Math.max(0, deadline - this.services.clock.now()))
+          dispatcher.abortCommit(lease, deadline)
           throw err
         }
       }
@@ -341,7 +362,7 @@ export class SubscriptionRegistry {
       this.pendingTx.set(txId, op)
       return { acked: true, receipts: await this.publishOutputs(op) }
     })()
-    this.commits.set(txId, result)
+    this.commits.set(txId, { message, result })
     if (this.commits.size > 10_000) this.commits.delete(this.commits.keys().next().value!)
     result.catch(() => this.commits.delete(txId))
     return result
@@ -418,7 +439,10 @@ export class SubscriptionRegistry {
   }
 
   private closeDispatcher(dispatcher: Dispatcher, reason: string): void {
-    for (const holder of dispatcher.holders) holder.kill()
+    const err = sluiceError(ErrorCode.Closed, reason, {
+      details: { topic: dispatcher.topic, subscription: dispatcher.name },
+    })
+    for (const holder of [...dispatcher.holders]) holder.kill(err)
     dispatcher.close(reason)
   }
 
@@ -545,4 +569,9 @@ export class SubscriptionRegistry {
     this.dispatchers.clear()
     await this.journal?.close()
   }
+}
+
+/** Names the message a transaction acknowledges, to tell a repeated commit from a reused transaction id. */
+function committedMessage(topic: string, subscription: string, partition: number, offset: number): string {
+  return `${topic}\u0000${subscription}\u0000${partition}\u0000${offset}`
 }

@@ -43,6 +43,14 @@ export type StateOp =
       readonly p: number
       readonly r: readonly number[]
     }
+  /** Acknowledgements taken back: at-most-once messages at offsets `o` were given back before a handler saw them. */
+  | {
+      readonly t: 'unack'
+      readonly topic: string
+      readonly sub: string
+      readonly p: number
+      readonly o: readonly number[]
+    }
   /** Deliveries: the message at offset `o[i]` has been handed out `n[i]` times. */
   | {
       readonly t: 'try'
