@@ -3,8 +3,10 @@ import { atLeastOnceCases } from './cases/at-least-once.ts'
 import { backpressureCases } from './cases/backpressure.ts'
 import { atMostOnceCases } from './cases/at-most-once.ts'
 import { delayedCases } from './cases/delayed.ts'
+import { deletedWhileConsumingCases } from './cases/deleted-while-consuming.ts'
 import { exactlyOnceCases, transactionCases } from './cases/exactly-once.ts'
 import { fanOutCases } from './cases/fan-out.ts'
+import { gracefulCloseCases } from './cases/graceful-close.ts'
 import { lifecycleCases } from './cases/lifecycle.ts'
 import { orderingCases } from './cases/ordering.ts'
 import { restartCases } from './cases/restart.ts'
@@ -22,6 +24,8 @@ export function runConformance(target: ConformanceTarget): void {
     atMostOnceCases(target)
     delayedCases(target)
     lifecycleCases(target)
+    gracefulCloseCases(target)
+    deletedWhileConsumingCases(target)
     restartCases(target)
     exactlyOnceCases(target)
     transactionCases(target)
