@@ -22,24 +22,41 @@ export function gracefulCloseCases(target: ConformanceTarget): void {
       Array.from({ length: 100 }, (_, i) => ({ data: i })),
     )
     const handled = new Map<number, number>()
-    const consumeSome = async (atLeast: number): Promise<void> => {
-      const before = handled.size
+    const handle = (m: Message<number>): void => {
+      handled.set(m.data, (handled.get(m.data) ?? 0) + 1)
+    }
+    // Each round closes while both handlers are busy and the prefetched messages wait behind them.
+    for (let round = 0; round < 10; round++) {
+      const gate = deferred()
+      let running = 0
       const sub = await sluice.subscribe<number>(
         topic,
         's',
-        (m) => void handled.set(m.data, (handled.get(m.data) ?? 0) + 1),
+        async (m) => {
+          running++
+          handle(m)
+          await gate.promise
+        },
         { delivery: 'at-most-once', ordering: 'none', concurrency: 2, prefetch: 8 },
       )
-      await eventually('some handled', () => handled.size >= Math.min(100, before + atLeast))
-      await sub.close()
+      const left = 100 - handled.size
+      await eventually('two handlers running and the prefetch full', async () => {
+        const stats = (await sluice.stats(topic)).subscriptions[0]!
+        return running === Math.min(2, left) && stats.inFlight === Math.min(10, left)
+      })
+      const closing = sub.close()
+      gate.resolve()
+      await closing
     }
-    for (let round = 0; round < 10 && handled.size < 100; round++) await consumeSome(1)
     // The rest, by a consumer that stays.
-    while (handled.size < 100) {
-      const left = (await sluice.stats(topic)).subscriptions[0]!.depth
-      assert.ok(left > 0, `${100 - handled.size} messages never reached a handler, yet none is left`)
-      await consumeSome(left)
-    }
+    const rest = await sluice.subscribe<number>(topic, 's', handle, { delivery: 'at-most-once', ordering: 'none' })
+    await eventually('every message handled, or none left to handle', async () => {
+      if (handled.size === 100) return true
+      const stats = (await sluice.stats(topic)).subscriptions[0]!
+      return stats.depth === 0 && stats.inFlight === 0
+    })
+    assert.equal(handled.size, 100, `${100 - handled.size} messages never reached a handler, yet none is left`)
+    await rest.close()
     for (const [value, count] of handled) assert.equal(count, 1, `message ${value} handled ${count} times`)
     const stats = (await sluice.stats(topic)).subscriptions[0]!
     assert.equal(stats.depth, 0)
