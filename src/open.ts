@@ -51,10 +51,13 @@ export function dataDirOf(url: string): string {
 
 /**
  * Opens Sluice. Without options: the embedded engine with its data in `./.sluice`.
+ * A string is the URL alone: `open('memory:')` is `open({ url: 'memory:' })`.
  * Throws LOCKED when another process owns the data directory, CORRUPT when
- * recovery finds damaged data, INVALID_ARGUMENT for an unknown URL.
+ * recovery finds damaged data, INVALID_ARGUMENT for an unknown URL or
+ * options that are neither a URL string nor an object.
  */
-export async function open(options: OpenOptions = {}): Promise<Sluice> {
+export async function open(urlOrOptions: OpenOptions | string = {}): Promise<Sluice> {
+  const options = openOptions(urlOrOptions)
   const url = options.url ?? `file:${defaultDataDir}`
   if (typeof url !== 'string') throw sluiceError(ErrorCode.InvalidArgument, 'url must be a string')
   const reserve = options.diskReserveBytes
@@ -95,6 +98,17 @@ export async function open(options: OpenOptions = {}): Promise<Sluice> {
     `unknown url ${JSON.stringify(url)}${scheme === undefined ? '' : ` (scheme ${scheme}:)`}; use 'file:<dir>', 'memory:' or 'sluice://host:port'`,
     { details: { url } },
   )
+}
+
+/** The options object of `open(urlOrOptions)`; anything but a string or a plain object is refused, not ignored. */
+function openOptions(given: unknown): OpenOptions {
+  if (typeof given === 'string') return { url: given }
+  if (typeof given !== 'object' || given === null || Array.isArray(given))
+    throw sluiceError(
+      ErrorCode.InvalidArgument,
+      `open takes a URL string ('memory:', 'file:./data', 'sluice://host:7420') or an options object like { url }, got ${given === null ? 'null' : Array.isArray(given) ? 'an array' : typeof given}`,
+    )
+  return given
 }
 
 /** `sluice://host:port` -> host and port (7420 when absent). */
