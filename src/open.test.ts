@@ -60,3 +60,19 @@ test('open refuses anything but a URL string or an options object with INVALID_A
   }
   await assert.rejects(open('ftp://x'), (err: unknown) => hasCode(err, ErrorCode.InvalidArgument))
 })
+
+test('a negative, NaN, fractional or overlong client timeout is INVALID_ARGUMENT, before connecting', async () => {
+  for (const name of ['connectTimeoutMs', 'requestTimeoutMs'] as const) {
+    for (const value of [-1, 0, Number.NaN, 1.5, Infinity, 2 ** 31, '100']) {
+      // Port 1: nothing listens there, so only the check can answer at once.
+      await assert.rejects(
+        open({ url: 'sluice://127.0.0.1:1', connectTimeoutMs: 200, [name]: value as number }),
+        (err: unknown) => {
+          assert.ok(hasCode(err, ErrorCode.InvalidArgument), `${name}: ${String(value)}: ${String(err)}`)
+          assert.match(err.message, new RegExp(`^${name} must be an integer from 1 to`))
+          return true
+        },
+      )
+    }
+  }
+})

@@ -4,6 +4,7 @@ import type { Clock } from './core/clock.ts'
 import type { Codec } from './core/codec.ts'
 import { ErrorCode, sluiceError } from './core/errors.ts'
 import { Sluice } from './core/sluice.ts'
+import { checkInteger } from './core/validate.ts'
 
 /**
  * The composition root: picks the driver by URL scheme and loads it lazily,
@@ -18,9 +19,9 @@ export interface OpenOptions {
    * - `sluice://host:port` (port default 7420): a broker (`sluice serve`).
    */
   readonly url?: string
-  /** `sluice://`: how long the first connection may take. Default 10000. */
+  /** `sluice://`: how long the first connection may take, in whole ms of at least 1 (else INVALID_ARGUMENT). Default 10000. */
   readonly connectTimeoutMs?: number
-  /** `sluice://`: how long a request may wait for its answer, reconnects included. Default 30000. */
+  /** `sluice://`: how long a request may wait for its answer, reconnects included; whole ms of at least 1. Default 30000. */
   readonly requestTimeoutMs?: number
   /** Told about failures consumers handle themselves (a refused ack, a failed lease call). */
   readonly onError?: (err: unknown) => void
@@ -39,6 +40,9 @@ export interface OpenOptions {
 }
 
 export const defaultDataDir = './.sluice'
+
+/** The longest delay a Node timer takes as given. */
+const maxTimerMs = 2 ** 31 - 1
 
 /** Turns `file:./data`, `file:/abs` or `file:///abs` into a directory path. */
 export function dataDirOf(url: string): string {
@@ -60,6 +64,9 @@ export async function open(urlOrOptions: OpenOptions | string = {}): Promise<Slu
   const options = openOptions(urlOrOptions)
   const url = options.url ?? `file:${defaultDataDir}`
   if (typeof url !== 'string') throw sluiceError(ErrorCode.InvalidArgument, 'url must be a string')
+  // Past 2^31 - 1 ms, Node's timers fire at once: such a "timeout" would be none.
+  for (const name of ['connectTimeoutMs', 'requestTimeoutMs'] as const)
+    if (options[name] !== undefined) checkInteger(name, options[name], 1, maxTimerMs)
   const reserve = options.diskReserveBytes
   if (reserve !== undefined && !(Number.isSafeInteger(reserve) && reserve >= 0))
     throw sluiceError(
