@@ -43,6 +43,9 @@ interface Request {
   id: number
 }
 
+/** How an HTTP server's answer (to the HELLO it cannot parse: a 400) begins. */
+const httpAnswer = Buffer.from('HTTP/', 'latin1')
+
 const State = { Connecting: 'connecting', Resuming: 'resuming', Ready: 'ready', Closed: 'closed' } as const
 type State = (typeof State)[keyof typeof State]
 
@@ -152,7 +155,20 @@ export class ClientConnection {
       socket.once('connect', () =>
         socket.write(encodeFrame(FrameKind.Hello, 0, { version: protocolVersion, client: 'sluice-js' })),
       )
+      /** The first bytes the peer sent, until the WELCOME: enough to tell an HTTP server's answer. */
+      let head = Buffer.alloc(0)
       socket.on('data', (data: Buffer) => {
+        if (!greeted && head.length < httpAnswer.length) {
+          head = Buffer.concat([head, data.subarray(0, httpAnswer.length - head.length)])
+          if (head.length === httpAnswer.length && head.equals(httpAnswer)) {
+            // Not a broker that speaks another version, but the wrong port: trying again would not help.
+            const err = this.httpPortError()
+            this.lastError = err
+            failEarly(err)
+            this.fail(err)
+            return
+          }
+        }
         try {
           handleFrames(parser.push(data))
           parser.throwIfFailed()
@@ -196,6 +212,16 @@ export class ClientConnection {
         }
       }
     })
+  }
+
+  /** The peer answered HELLO as an HTTP server does: most likely the broker's HTTP port (7421) was given. */
+  private httpPortError(): SluiceError {
+    const { host, port } = this.options
+    return sluiceError(
+      ErrorCode.Protocol,
+      `${host}:${port} answered like an HTTP server, not a Sluice broker: this looks like the broker's HTTP port; the protocol port is 7420 by default (sluice serve --port), so use sluice://${host}:7420 or the port 'sluice serve' printed as (protocol)`,
+      { details: { host, port, answeredWith: 'http' } },
+    )
   }
 
   private async resume(): Promise<void> {

@@ -25,3 +25,18 @@ test('a publish over the frame limit is MESSAGE_TOO_LARGE naming --max-frame-byt
   await sluice.publish('big', Buffer.alloc(1024))
   assert.equal((await sluice.read('big', 0)).length, 1, 'only the message that fits')
 })
+
+test("a client given the broker's HTTP port fails at once with PROTOCOL saying so, not with a 1213486160-byte frame", async (t) => {
+  const broker = new Broker(await Engine.open({}), { port: 0, httpPort: 0 })
+  const { httpPort } = await broker.start()
+  cleanup(t, () => broker.stop())
+  const started = Date.now()
+  await assert.rejects(open({ url: `sluice://127.0.0.1:${httpPort}`, connectTimeoutMs: 20_000 }), (err: unknown) => {
+    assert.ok(hasCode(err, ErrorCode.Protocol), String(err))
+    assert.match(err.message, /looks like the broker's HTTP port; the protocol port is 7420 by default/)
+    assert.doesNotMatch(err.message, /1213486160/)
+    assert.equal(err.details['port'], httpPort)
+    return true
+  })
+  assert.ok(Date.now() - started < 10_000, 'refused at the first answer, not retried until connectTimeoutMs')
+})
