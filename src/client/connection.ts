@@ -69,6 +69,8 @@ export class ClientConnection {
   private lastError: SluiceError | null = null
   private readyWaiters: { resolve: () => void; reject: (err: unknown) => void }[] = []
   private everConnected = false
+  /** The wait between two connection attempts, while one runs. */
+  private backoff: { timer: NodeJS.Timeout; wake: () => void } | null = null
 
   constructor(
     private readonly options: ConnectionOptions,
@@ -119,9 +121,18 @@ export class ClientConnection {
         return
       } catch (err) {
         this.lastError = err instanceof SluiceError ? err : sluiceError(ErrorCode.Unavailable, (err as Error).message)
+        // Closed during the attempt: no backoff to wait out.
+        if (this.currentState() !== State.Connecting) return
         const delay = Math.min(5000, 50 * 2 ** Math.min(attempt, 7)) * (0.5 + Math.random() / 2)
-        // Not unref: like a connected socket, a client trying to reconnect keeps the process alive until closed.
-        await new Promise((resolve) => setTimeout(resolve, delay))
+        // Not unref: like a connected socket, a client trying to reconnect keeps the process alive until
+        // closed; close() ends the wait at once (see close), so a closed client does not.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            this.backoff = null
+            resolve()
+          }, delay)
+          this.backoff = { timer, wake: resolve }
+        })
       }
     }
   }
@@ -437,5 +448,11 @@ export class ClientConnection {
     setTimeout(() => socket?.destroy(), 1000).unref()
     // A reconnect attempt still in its handshake ends too: its WELCOME must not bring the client back.
     this.attempt?.destroy()
+    // A wait before the next attempt ends now, not up to 5 s later: it would keep the process alive.
+    if (this.backoff !== null) {
+      clearTimeout(this.backoff.timer)
+      this.backoff.wake()
+      this.backoff = null
+    }
   }
 }

@@ -7,6 +7,8 @@ import { Engine } from '../../src/engine/engine.ts'
 import { ErrorCode, hasCode } from '../../src/core/errors.ts'
 import { open } from '../../src/index.ts'
 import { FrameKind, FrameParser } from '../../src/protocol/frame.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fixture, runChild } from '../helpers/child.ts'
 import { cleanup } from '../helpers/cleanup.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
@@ -258,4 +260,32 @@ test("a connection's consumer limit counts consumers still being opened", async 
   const refused = opened.filter((r) => r.status === 'rejected')
   assert.equal(refused.length, 1)
   assert.ok(hasCode(refused[0]!.reason, ErrorCode.InvalidArgument))
+})
+
+test('closing a client while it backs off between reconnect attempts lets its process exit at once', async (t) => {
+  const broker = runChild(t, fixture('broker.ts'), ['memory', '0'])
+  const port = Number((await broker.waitForLine(/^listening /)).split(' ')[1])
+  const client = runChild(t, fixture('close-in-backoff.ts'), [`sluice://127.0.0.1:${port}`])
+  await client.waitForLine(/^connected$/)
+  await broker.kill9()
+
+  // In the broker's place, a server that ends every connection at once: each one is a failed attempt, and the
+  // backoff after the eighth is 2.5 to 5 s (50 ms doubling, capped at 5 s, times 0.5 to 1).
+  let attempts = 0
+  const server = createServer((socket) => {
+    attempts++
+    socket.destroy()
+  })
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  cleanup(t, () => new Promise((resolve) => server.close(resolve)))
+  await waitFor('eight reconnect attempts', () => attempts >= 8, 30_000)
+
+  const closing = Date.now()
+  client.process.send('close')
+  // Exiting on its own, not killed: the process ends when nothing holds it.
+  const exit = await Promise.race([client.exited, sleep(10_000, null, { ref: false }).then(() => 'still running')])
+  const tookMs = Date.now() - closing
+  assert.equal(exit, 0)
+  assert.ok(client.lines.includes('closed'))
+  assert.ok(tookMs < 2000, `the process took ${tookMs} ms to exit after close (the backoff left was at least 2.5 s)`)
 })
