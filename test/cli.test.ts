@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
 import { after, before, describe, it, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -281,6 +282,29 @@ describe('sluice CLI', { concurrency: 4 }, () => {
     const run = await sluice(t, ['topics', 'list', '--url', 'sluice://127.0.0.1:1', '--connect-timeout-ms', '300'])
     assert.equal(run.code, 1)
     assert.match(run.stderr, /^sluice: UNAVAILABLE: cannot reach the broker at 127\.0\.0\.1:1/)
+  })
+
+  it('serve on a port already in use prints one line naming the port and the flag to change it, and exits 1', async (t) => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    cleanup(t, () => new Promise((resolve) => taken.close(resolve)))
+    const port = (taken.address() as AddressInfo).port
+    const runs = await Promise.all([
+      sluice(t, ['serve', '--data-dir', 'memory:', '--port', String(port), '--http-port', '0'], { timeoutMs: 30_000 }),
+      sluice(t, ['serve', '--data-dir', 'memory:', '--port', '0', '--http-port', String(port)], { timeoutMs: 30_000 }),
+    ])
+    const flags = ['--port', '--http-port']
+    runs.forEach((run, i) => {
+      assert.equal(run.code, 1, run.stderr)
+      assert.equal(run.stdout, '')
+      const lines = run.stderr.split('\n').filter((line) => line.length > 0)
+      assert.equal(lines.length, 1, `one line, no stack: ${run.stderr}`)
+      assert.match(
+        lines[0]!,
+        new RegExp(`^sluice: UNAVAILABLE: the (protocol|HTTP) port ${port} on 127\\.0\\.0\\.1 is already in use`),
+      )
+      assert.match(lines[0]!, new RegExp(`pick another port with ${flags[i]!} <port>`))
+    })
   })
 
   it('works on a data directory with --url file:<dir>', async (t) => {
