@@ -195,6 +195,55 @@ test('a consumer the broker refuses to reopen after a reconnect reports why, and
   await waitFor('the consumer to receive the message', () => seen.includes('again'), 10_000)
 })
 
+test('a consumer whose reopen timed out while the broker was still opening it is reopened by the retry, not refused with CONFLICT', async (t) => {
+  const front = await brokerBehindFront(t)
+  const errors: unknown[] = []
+  const sluice = await open({ url: front.url, requestTimeoutMs: 500, onError: (err) => errors.push(err) })
+  cleanup(t, () => sluice.close({ drain: false, timeoutMs: 0 }))
+  const admin = await open({ url: front.brokerUrl })
+  cleanup(t, () => admin.close())
+  await sluice.createTopic('orders', { partitions: 1 })
+  const seen: string[] = []
+  // Credit for one message at a time: what the late open carried runs out after one delivery.
+  await sluice.subscribe<string>('orders', 'billing', (m) => void seen.push(m.data), { concurrency: 1, prefetch: 0 })
+  await admin.publish('orders', 'before')
+  await waitFor('the first message', () => seen.includes('before'), 5000)
+
+  // After the reconnect, the broker gets the HELLO but the reopen only once the client has given up on it: the
+  // broker opens that consumer late, and then gets the client's retry of the same open.
+  let held: Buffer[] | null = []
+  let upstreamOf: Socket | null = null
+  front.takeOverNext((client, upstream) => {
+    upstreamOf = upstream
+    const parser = new FrameParser()
+    client.on('data', (data: Buffer) => {
+      const kinds = parser.push(data).map((f) => f.kind)
+      if (held === null || kinds.includes(FrameKind.Hello)) upstream.write(data)
+      else held.push(data)
+    })
+  })
+  front.cutAll()
+  await waitFor('the reopen to time out', () => errors.some((e) => hasCode(e, ErrorCode.Timeout)), 10_000)
+  upstreamOf!.write(Buffer.concat(held))
+  held = null
+
+  const after = ['after-1', 'after-2', 'after-3', 'after-4']
+  await admin.publishBatch(
+    'orders',
+    after.map((data) => ({ data })),
+  )
+  await waitFor(
+    'the reopened consumer to receive the next messages',
+    () => after.every((m) => seen.includes(m)),
+    10_000,
+  )
+  assert.deepEqual(
+    errors.filter((e) => hasCode(e, ErrorCode.Conflict)),
+    [],
+    'no reopen was refused as a duplicate',
+  )
+})
+
 test('a reconnect attempt to a broker that never answers HELLO gives up after connectTimeoutMs and tries again', async (t) => {
   const front = await brokerBehindFront(t)
   const sluice = await open({ url: front.url, connectTimeoutMs: 300, requestTimeoutMs: 2000 })
