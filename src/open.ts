@@ -4,6 +4,7 @@ import type { Clock } from './core/clock.ts'
 import type { Codec } from './core/codec.ts'
 import { ErrorCode, sluiceError } from './core/errors.ts'
 import { Sluice } from './core/sluice.ts'
+import { checkInteger } from './core/validate.ts'
 
 /**
  * The composition root: picks the driver by URL scheme and loads it lazily,
@@ -18,9 +19,9 @@ export interface OpenOptions {
    * - `sluice://host:port` (port default 7420): a broker (`sluice serve`).
    */
   readonly url?: string
-  /** `sluice://`: how long the first connection may take. Default 10000. */
+  /** `sluice://`: how long the first connection may take, in whole ms of at least 1 (else INVALID_ARGUMENT). Default 10000. */
   readonly connectTimeoutMs?: number
-  /** `sluice://`: how long a request may wait for its answer, reconnects included. Default 30000. */
+  /** `sluice://`: how long a request may wait for its answer, reconnects included; whole ms of at least 1. Default 30000. */
   readonly requestTimeoutMs?: number
   /** Told about failures consumers handle themselves (a refused ack, a failed lease call). */
   readonly onError?: (err: unknown) => void
@@ -40,6 +41,9 @@ export interface OpenOptions {
 
 export const defaultDataDir = './.sluice'
 
+/** The longest delay a Node timer takes as given. */
+const maxTimerMs = 2 ** 31 - 1
+
 /** Turns `file:./data`, `file:/abs` or `file:///abs` into a directory path. */
 export function dataDirOf(url: string): string {
   const rest = url.slice('file:'.length)
@@ -51,12 +55,18 @@ export function dataDirOf(url: string): string {
 
 /**
  * Opens Sluice. Without options: the embedded engine with its data in `./.sluice`.
+ * A string is the URL alone: `open('memory:')` is `open({ url: 'memory:' })`.
  * Throws LOCKED when another process owns the data directory, CORRUPT when
- * recovery finds damaged data, INVALID_ARGUMENT for an unknown URL.
+ * recovery finds damaged data, INVALID_ARGUMENT for an unknown URL or
+ * options that are neither a URL string nor an object.
  */
-export async function open(options: OpenOptions = {}): Promise<Sluice> {
+export async function open(urlOrOptions: OpenOptions | string = {}): Promise<Sluice> {
+  const options = openOptions(urlOrOptions)
   const url = options.url ?? `file:${defaultDataDir}`
   if (typeof url !== 'string') throw sluiceError(ErrorCode.InvalidArgument, 'url must be a string')
+  // Past 2^31 - 1 ms, Node's timers fire at once: such a "timeout" would be none.
+  for (const name of ['connectTimeoutMs', 'requestTimeoutMs'] as const)
+    if (options[name] !== undefined) checkInteger(name, options[name], 1, maxTimerMs)
   const reserve = options.diskReserveBytes
   if (reserve !== undefined && !(Number.isSafeInteger(reserve) && reserve >= 0))
     throw sluiceError(
@@ -95,6 +105,17 @@ export async function open(options: OpenOptions = {}): Promise<Sluice> {
     `unknown url ${JSON.stringify(url)}${scheme === undefined ? '' : ` (scheme ${scheme}:)`}; use 'file:<dir>', 'memory:' or 'sluice://host:port'`,
     { details: { url } },
   )
+}
+
+/** The options object of `open(urlOrOptions)`; anything but a string or a plain object is refused, not ignored. */
+function openOptions(given: unknown): OpenOptions {
+  if (typeof given === 'string') return { url: given }
+  if (typeof given !== 'object' || given === null || Array.isArray(given))
+    throw sluiceError(
+      ErrorCode.InvalidArgument,
+      `open takes a URL string ('memory:', 'file:./data', 'sluice://host:7420') or an options object like { url }, got ${given === null ? 'null' : Array.isArray(given) ? 'an array' : typeof given}`,
+    )
+  return given
 }
 
 /** `sluice://host:port` -> host and port (7420 when absent). */

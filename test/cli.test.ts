@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
 import { after, before, describe, it, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -106,7 +107,7 @@ describe('sluice CLI', { concurrency: 4 }, () => {
 
   it('--help lists every verb', async (t) => {
     const help = await ok(t, ['--help'])
-    for (const verb of ['topics', 'publish', 'consume', 'stats', 'serve', 'demo'])
+    for (const verb of ['topics', 'publish', 'consume', 'stats', 'dlq', 'serve', 'demo'])
       assert.match(help, new RegExp(`^  ${verb} `, 'm'), `${verb} in --help`)
   })
 
@@ -249,6 +250,106 @@ describe('sluice CLI', { concurrency: 4 }, () => {
     assert.equal(run.stdout, '0:2  after\n')
   })
 
+  it('consume --peek prints what the subscription has not acknowledged, and leases, acknowledges and counts nothing', async (t) => {
+    await client.createTopic('cli-peek')
+    await client.publishBatch('cli-peek', [{ data: 'a' }, { data: 'b' }, { data: 'c' }])
+    // The subscription exists and has acknowledged the first message.
+    await ok(t, ['consume', 'cli-peek', '--subscription', 'audit', '--count', '1'])
+
+    const [peeked, human, fresh] = await Promise.all([
+      ok(t, ['consume', 'cli-peek', '--subscription', 'audit', '--peek', '--json']),
+      ok(t, ['consume', 'cli-peek', '--subscription', 'audit', '--peek', '--count', '1']),
+      ok(t, ['consume', 'cli-peek', '--subscription', 'new', '--peek', '--json']),
+    ])
+    const messages = jsonLines(peeked) as Record<string, unknown>[]
+    assert.deepEqual(
+      messages.map((m) => [m['offset'], m['data']]),
+      [
+        [1, 'b'],
+        [2, 'c'],
+      ],
+    )
+    assert.equal(messages[0]!['attempt'], undefined, 'not a delivery')
+    assert.equal(human, '0:1  b\n')
+    assert.equal(jsonLines(fresh).length, 3, 'a subscription not created yet sees every message')
+
+    const stats = await client.stats('cli-peek')
+    assert.deepEqual(
+      stats.subscriptions.map((s) => s.subscription),
+      ['audit'],
+      'peeking did not create a subscription',
+    )
+    const audit = stats.subscriptions[0]!
+    assert.equal(audit.depth, 2)
+    assert.equal(audit.inFlight, 0)
+    assert.equal(audit.acked, 1)
+    // What was peeked comes as first deliveries.
+    const consumed = jsonLines(
+      await ok(t, ['consume', 'cli-peek', '--subscription', 'audit', '--count', '2', '--json']),
+    ) as Record<string, unknown>[]
+    assert.deepEqual(
+      consumed.map((m) => [m['data'], m['attempt']]),
+      [
+        ['b', 1],
+        ['c', 1],
+      ],
+    )
+  })
+
+  it('dlq list shows dead letters with why they died without taking them; consume --peek on the .dlq loses none; dlq redrive moves them back', async (t) => {
+    await client.createTopic('cli-pay')
+    const receipt = await client.publish('cli-pay', { order: 7 }, { key: 'user-1' })
+    const failing = await client.subscribe(
+      'cli-pay',
+      'billing',
+      () => {
+        throw new Error('card declined')
+      },
+      { maxAttempts: 1 },
+    )
+    await until('the dead letter', async () => (await client.deadLetters('cli-pay')).length === 1)
+    await failing.close()
+
+    const list = async (...args: string[]): Promise<Record<string, unknown>[]> =>
+      jsonLines(await ok(t, ['dlq', 'list', 'cli-pay', ...args, '--json'])) as Record<string, unknown>[]
+    const [letter] = await list()
+    assert.equal(letter!['topic'], 'cli-pay.dlq')
+    assert.deepEqual(letter!['data'], { order: 7 })
+    assert.equal(letter!['key'], 'user-1')
+    assert.equal(letter!['originalTopic'], 'cli-pay')
+    assert.equal(letter!['originalOffset'], receipt.offset)
+    assert.equal(letter!['subscription'], 'billing')
+    assert.equal(letter!['attempts'], 1)
+    assert.match(letter!['error'] as string, /card declined/)
+    assert.deepEqual(await list('--subscription', 'billing'), [letter])
+    assert.deepEqual(await list('--subscription', 'shipping'), [])
+    assert.match(
+      await ok(t, ['dlq', 'list', 'cli-pay']),
+      /^0:0 {2}from cli-pay 0:0 {2}subscription=billing {2}attempts=1 {2}at \S+ {2}error="[^"]*card declined[^"]*" {2}\{"order":7\}\n$/,
+    )
+
+    // Looking into the dead-letter topic, as often as wanted, takes nothing away.
+    for (let i = 0; i < 2; i++) {
+      const peeked = jsonLines(
+        await ok(t, ['consume', 'cli-pay.dlq', '--subscription', 'look', '--peek', '--json']),
+      ) as Record<string, unknown>[]
+      assert.deepEqual(
+        peeked.map((m) => m['id']),
+        [letter!['id']],
+      )
+    }
+    assert.deepEqual(await list(), [letter], 'still there for a redrive')
+
+    assert.deepEqual(JSON.parse(await ok(t, ['dlq', 'redrive', 'cli-pay', '--json'])), { topic: 'cli-pay', moved: 1 })
+    assert.deepEqual(await list(), [])
+    assert.equal(await ok(t, ['dlq', 'list', 'cli-pay']), 'no dead letters for cli-pay\n')
+    const back = await client.read('cli-pay', 0, receipt.offset + 1)
+    assert.deepEqual(
+      back.map((m) => [m.id, m.data]),
+      [[letter!['id'], { order: 7 }]],
+    )
+  })
+
   it('an unknown topic exits 1 with TOPIC_NOT_FOUND on stderr', async (t) => {
     const runs = await Promise.all([
       sluice(t, ['publish', 'cli-missing', 'x']),
@@ -281,6 +382,29 @@ describe('sluice CLI', { concurrency: 4 }, () => {
     const run = await sluice(t, ['topics', 'list', '--url', 'sluice://127.0.0.1:1', '--connect-timeout-ms', '300'])
     assert.equal(run.code, 1)
     assert.match(run.stderr, /^sluice: UNAVAILABLE: cannot reach the broker at 127\.0\.0\.1:1/)
+  })
+
+  it('serve on a port already in use prints one line naming the port and the flag to change it, and exits 1', async (t) => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    cleanup(t, () => new Promise((resolve) => taken.close(resolve)))
+    const port = (taken.address() as AddressInfo).port
+    const runs = await Promise.all([
+      sluice(t, ['serve', '--data-dir', 'memory:', '--port', String(port), '--http-port', '0'], { timeoutMs: 30_000 }),
+      sluice(t, ['serve', '--data-dir', 'memory:', '--port', '0', '--http-port', String(port)], { timeoutMs: 30_000 }),
+    ])
+    const flags = ['--port', '--http-port']
+    runs.forEach((run, i) => {
+      assert.equal(run.code, 1, run.stderr)
+      assert.equal(run.stdout, '')
+      const lines = run.stderr.split('\n').filter((line) => line.length > 0)
+      assert.equal(lines.length, 1, `one line, no stack: ${run.stderr}`)
+      assert.match(
+        lines[0]!,
+        new RegExp(`^sluice: UNAVAILABLE: the (protocol|HTTP) port ${port} on 127\\.0\\.0\\.1 is already in use`),
+      )
+      assert.match(lines[0]!, new RegExp(`pick another port with ${flags[i]!} <port>`))
+    })
   })
 
   it('works on a data directory with --url file:<dir>', async (t) => {

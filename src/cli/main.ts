@@ -5,6 +5,7 @@ import { SluiceError } from '../core/errors.ts'
 import { defaultDataDir } from '../open.ts'
 import { registerConsume } from './commands/consume.ts'
 import { demo } from './commands/demo.ts'
+import { registerDlq } from './commands/dlq.ts'
 import { registerPublish } from './commands/publish.ts'
 import type { ServeOptions } from './commands/serve.ts'
 import { registerStats } from './commands/stats.ts'
@@ -38,6 +39,9 @@ and take --json for machine output. Examples:
   sluice publish orders '{"orderId":"o-1"}' --key user-17 --header source=cli
   cat orders.jsonl | sluice publish orders
   sluice consume orders --subscription audit --json
+  sluice consume orders.dlq --subscription look --peek
+  sluice dlq list orders --subscription audit
+  sluice dlq redrive orders --rate 100
   sluice stats orders`,
   )
 
@@ -46,6 +50,7 @@ registerTopics(program)
 registerPublish(program)
 registerConsume(program)
 registerStats(program)
+registerDlq(program)
 
 program
   .command('serve')

@@ -43,6 +43,9 @@ interface Request {
   id: number
 }
 
+/** How an HTTP server's answer (to the HELLO it cannot parse: a 400) begins. */
+const httpAnswer = Buffer.from('HTTP/', 'latin1')
+
 const State = { Connecting: 'connecting', Resuming: 'resuming', Ready: 'ready', Closed: 'closed' } as const
 type State = (typeof State)[keyof typeof State]
 
@@ -66,6 +69,8 @@ export class ClientConnection {
   private lastError: SluiceError | null = null
   private readyWaiters: { resolve: () => void; reject: (err: unknown) => void }[] = []
   private everConnected = false
+  /** The wait between two connection attempts, while one runs. */
+  private backoff: { timer: NodeJS.Timeout; wake: () => void } | null = null
 
   constructor(
     private readonly options: ConnectionOptions,
@@ -116,9 +121,18 @@ export class ClientConnection {
         return
       } catch (err) {
         this.lastError = err instanceof SluiceError ? err : sluiceError(ErrorCode.Unavailable, (err as Error).message)
+        // Closed during the attempt: no backoff to wait out.
+        if (this.currentState() !== State.Connecting) return
         const delay = Math.min(5000, 50 * 2 ** Math.min(attempt, 7)) * (0.5 + Math.random() / 2)
-        // Not unref: like a connected socket, a client trying to reconnect keeps the process alive until closed.
-        await new Promise((resolve) => setTimeout(resolve, delay))
+        // Not unref: like a connected socket, a client trying to reconnect keeps the process alive until
+        // closed; close() ends the wait at once (see close), so a closed client does not.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            this.backoff = null
+            resolve()
+          }, delay)
+          this.backoff = { timer, wake: resolve }
+        })
       }
     }
   }
@@ -152,7 +166,20 @@ export class ClientConnection {
       socket.once('connect', () =>
         socket.write(encodeFrame(FrameKind.Hello, 0, { version: protocolVersion, client: 'sluice-js' })),
       )
+      /** The first bytes the peer sent, until the WELCOME: enough to tell an HTTP server's answer. */
+      let head = Buffer.alloc(0)
       socket.on('data', (data: Buffer) => {
+        if (!greeted && head.length < httpAnswer.length) {
+          head = Buffer.concat([head, data.subarray(0, httpAnswer.length - head.length)])
+          if (head.length === httpAnswer.length && head.equals(httpAnswer)) {
+            // Not a broker that speaks another version, but the wrong port: trying again would not help.
+            const err = this.httpPortError()
+            this.lastError = err
+            failEarly(err)
+            this.fail(err)
+            return
+          }
+        }
         try {
           handleFrames(parser.push(data))
           parser.throwIfFailed()
@@ -196,6 +223,16 @@ export class ClientConnection {
         }
       }
     })
+  }
+
+  /** The peer answered HELLO as an HTTP server does: most likely the broker's HTTP port (7421) was given. */
+  private httpPortError(): SluiceError {
+    const { host, port } = this.options
+    return sluiceError(
+      ErrorCode.Protocol,
+      `${host}:${port} answered like an HTTP server, not a Sluice broker: this looks like the broker's HTTP port; the protocol port is 7420 by default (sluice serve --port), so use sluice://${host}:7420 or the port 'sluice serve' printed as (protocol)`,
+      { details: { host, port, answeredWith: 'http' } },
+    )
   }
 
   private async resume(): Promise<void> {
@@ -411,5 +448,11 @@ export class ClientConnection {
     setTimeout(() => socket?.destroy(), 1000).unref()
     // A reconnect attempt still in its handshake ends too: its WELCOME must not bring the client back.
     this.attempt?.destroy()
+    // A wait before the next attempt ends now, not up to 5 s later: it would keep the process alive.
+    if (this.backoff !== null) {
+      clearTimeout(this.backoff.timer)
+      this.backoff.wake()
+      this.backoff = null
+    }
   }
 }

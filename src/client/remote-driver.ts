@@ -130,9 +130,11 @@ export class RemoteDriver implements Driver {
     for (const record of records) {
       const size = record.payload.length + 200
       if (size > limit) {
+        const frameBytes = this.connection.maxFrameBytes
         throw sluiceError(
           ErrorCode.MessageTooLarge,
-          `a message of ${record.payload.length} bytes does not fit the broker's frame limit (${this.connection.maxFrameBytes} bytes)`,
+          `a message of ${record.payload.length} bytes does not fit the broker's frame limit of ${frameBytes} bytes (a message may take up to half a frame); raise the limit on the broker with 'sluice serve --max-frame-bytes <n>' (env SLUICE_MAX_FRAME_BYTES), or send smaller messages`,
+          { details: { size: record.payload.length, maxFrameBytes: frameBytes } },
         )
       }
       bytes += size

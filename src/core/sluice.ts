@@ -362,6 +362,26 @@ export class Sluice {
     return Idempotency.open(this, topic, options)
   }
 
+  /**
+   * Up to `max` (default 100) messages `subscription` has not acknowledged,
+   * oldest first per partition, without leasing them: nothing is acknowledged,
+   * no delivery attempt is counted and a subscription that does not exist yet
+   * is not created (it sees every stored message). Messages leased to live
+   * consumers and delayed ones are included. For tools and inspection.
+   */
+  async peek<T = unknown>(
+    topic: string,
+    subscription: string,
+    options: { max?: number } = {},
+  ): Promise<StoredMessage<T>[]> {
+    this.checkOpen()
+    checkTopicName(topic)
+    checkSubscriptionName(subscription)
+    const max = options.max === undefined ? 100 : checkInteger('max', options.max, 1, limits.readMax)
+    const records = await this.driver.peek(topic, subscription, max)
+    return records.map((record) => this.toMessage<T>(topic, record))
+  }
+
   /** Deletes a subscription and its state; its consumers are cut off. */
   async deleteSubscription(topic: string, subscription: string): Promise<void> {
     this.checkOpen()

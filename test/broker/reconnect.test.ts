@@ -7,6 +7,8 @@ import { Engine } from '../../src/engine/engine.ts'
 import { ErrorCode, hasCode } from '../../src/core/errors.ts'
 import { open } from '../../src/index.ts'
 import { FrameKind, FrameParser } from '../../src/protocol/frame.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fixture, runChild } from '../helpers/child.ts'
 import { cleanup } from '../helpers/cleanup.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
@@ -193,6 +195,55 @@ test('a consumer the broker refuses to reopen after a reconnect reports why, and
   await waitFor('the consumer to receive the message', () => seen.includes('again'), 10_000)
 })
 
+test('a consumer whose reopen timed out while the broker was still opening it is reopened by the retry, not refused with CONFLICT', async (t) => {
+  const front = await brokerBehindFront(t)
+  const errors: unknown[] = []
+  const sluice = await open({ url: front.url, requestTimeoutMs: 500, onError: (err) => errors.push(err) })
+  cleanup(t, () => sluice.close({ drain: false, timeoutMs: 0 }))
+  const admin = await open({ url: front.brokerUrl })
+  cleanup(t, () => admin.close())
+  await sluice.createTopic('orders', { partitions: 1 })
+  const seen: string[] = []
+  // Credit for one message at a time: what the late open carried runs out after one delivery.
+  await sluice.subscribe<string>('orders', 'billing', (m) => void seen.push(m.data), { concurrency: 1, prefetch: 0 })
+  await admin.publish('orders', 'before')
+  await waitFor('the first message', () => seen.includes('before'), 5000)
+
+  // After the reconnect, the broker gets the HELLO but the reopen only once the client has given up on it: the
+  // broker opens that consumer late, and then gets the client's retry of the same open.
+  let held: Buffer[] | null = []
+  let upstreamOf: Socket | null = null
+  front.takeOverNext((client, upstream) => {
+    upstreamOf = upstream
+    const parser = new FrameParser()
+    client.on('data', (data: Buffer) => {
+      const kinds = parser.push(data).map((f) => f.kind)
+      if (held === null || kinds.includes(FrameKind.Hello)) upstream.write(data)
+      else held.push(data)
+    })
+  })
+  front.cutAll()
+  await waitFor('the reopen to time out', () => errors.some((e) => hasCode(e, ErrorCode.Timeout)), 10_000)
+  upstreamOf!.write(Buffer.concat(held))
+  held = null
+
+  const after = ['after-1', 'after-2', 'after-3', 'after-4']
+  await admin.publishBatch(
+    'orders',
+    after.map((data) => ({ data })),
+  )
+  await waitFor(
+    'the reopened consumer to receive the next messages',
+    () => after.every((m) => seen.includes(m)),
+    10_000,
+  )
+  assert.deepEqual(
+    errors.filter((e) => hasCode(e, ErrorCode.Conflict)),
+    [],
+    'no reopen was refused as a duplicate',
+  )
+})
+
 test('a reconnect attempt to a broker that never answers HELLO gives up after connectTimeoutMs and tries again', async (t) => {
   const front = await brokerBehindFront(t)
   const sluice = await open({ url: front.url, connectTimeoutMs: 300, requestTimeoutMs: 2000 })
@@ -258,4 +309,32 @@ test("a connection's consumer limit counts consumers still being opened", async 
   const refused = opened.filter((r) => r.status === 'rejected')
   assert.equal(refused.length, 1)
   assert.ok(hasCode(refused[0]!.reason, ErrorCode.InvalidArgument))
+})
+
+test('closing a client while it backs off between reconnect attempts lets its process exit at once', async (t) => {
+  const broker = runChild(t, fixture('broker.ts'), ['memory', '0'])
+  const port = Number((await broker.waitForLine(/^listening /)).split(' ')[1])
+  const client = runChild(t, fixture('close-in-backoff.ts'), [`sluice://127.0.0.1:${port}`])
+  await client.waitForLine(/^connected$/)
+  await broker.kill9()
+
+  // In the broker's place, a server that ends every connection at once: each one is a failed attempt, and the
+  // backoff after the eighth is 2.5 to 5 s (50 ms doubling, capped at 5 s, times 0.5 to 1).
+  let attempts = 0
+  const server = createServer((socket) => {
+    attempts++
+    socket.destroy()
+  })
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  cleanup(t, () => new Promise((resolve) => server.close(resolve)))
+  await waitFor('eight reconnect attempts', () => attempts >= 8, 30_000)
+
+  const closing = Date.now()
+  client.process.send('close')
+  // Exiting on its own, not killed: the process ends when nothing holds it.
+  const exit = await Promise.race([client.exited, sleep(10_000, null, { ref: false }).then(() => 'still running')])
+  const tookMs = Date.now() - closing
+  assert.equal(exit, 0)
+  assert.ok(client.lines.includes('closed'))
+  assert.ok(tookMs < 2000, `the process took ${tookMs} ms to exit after close (the backoff left was at least 2.5 s)`)
 })

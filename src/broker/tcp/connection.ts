@@ -105,6 +105,11 @@ export class Connection {
    * counts once the consumer exists. Dropping it left a reconnected consumer waiting for ever.
    */
   private readonly opening = new Map<number, number>()
+  /**
+   * What each consumer id was opened for, and when its open is done (fails or succeeds): a repeat of an
+   * OPEN_CONSUMER whose answer the client stopped waiting for is the same consumer, not a conflict.
+   */
+  private readonly opened = new Map<number, { topic: string; subscription: string; done: Promise<unknown> }>()
   private idleWaiters: (() => void)[] = []
   /** This connection's share of `partialFrames`, and the timer of the frame still arriving. */
   private partialBytes = 0
@@ -331,6 +336,7 @@ export class Connection {
         const consumer = this.consumer(args)
         const handed = args['handed'] === undefined ? undefined : decodeRefs(args['handed'])
         this.consumers.delete(consumer.id)
+        this.opened.delete(consumer.id)
         await consumer.close(handed)
         return null
       }
@@ -374,10 +380,48 @@ export class Connection {
     return malformed(`request: unknown operation ${op}`)
   }
 
-  private async openConsumer(args: Record<string, unknown>): Promise<null> {
+  private openConsumer(args: Record<string, unknown>): Promise<null> {
     const id = asInt(args['consumer'], 'consumer id')
-    if (this.consumers.has(id) || this.opening.has(id))
-      throw sluiceError(ErrorCode.Conflict, `consumer ${id} is already open on this connection`)
+    const topic = asString(args['topic'], 'topic')
+    const subscription = asString(args['subscription'], 'subscription')
+    const earlier = this.opened.get(id)
+    if (earlier === undefined || !(this.consumers.has(id) || this.opening.has(id))) {
+      const done = this.openNewConsumer(id, topic, subscription, args)
+      this.opened.set(id, { topic, subscription, done })
+      done.catch(() => {
+        if (this.opened.get(id)?.done === done) this.opened.delete(id)
+      })
+      return done
+    }
+    if (earlier.topic !== topic || earlier.subscription !== subscription)
+      throw sluiceError(
+        ErrorCode.Conflict,
+        `consumer ${id} is already open on this connection, for ${earlier.topic}/${earlier.subscription}`,
+      )
+    return this.reopenConsumer(id, earlier.done, args)
+  }
+
+  /**
+   * The client sent OPEN_CONSUMER again for a consumer this connection has (or is opening): it gave up
+   * waiting for the first answer (a request timeout) and tries again. Once the first open is done the
+   * answer is the same consumer, with the repeat's credit added (the client counts its credit from the
+   * repeat); if the first failed, this one opens it afresh.
+   */
+  private async reopenConsumer(id: number, first: Promise<unknown>, args: Record<string, unknown>): Promise<null> {
+    await first.catch(() => undefined)
+    const push = this.consumers.get(id)
+    if (push === undefined) return this.openConsumer(args)
+    const credit = args['credit'] === undefined ? 0 : asInt(args['credit'], 'credit')
+    if (credit > 0) push.grant(credit)
+    return null
+  }
+
+  private async openNewConsumer(
+    id: number,
+    topic: string,
+    subscription: string,
+    args: Record<string, unknown>,
+  ): Promise<null> {
     // Consumers still being opened count: pipelined OPEN_CONSUMERs are handled at once, and would all pass.
     if (this.consumers.size + this.opening.size >= this.limits.maxConsumers) {
       throw sluiceError(
@@ -391,11 +435,7 @@ export class Connection {
     let engineConsumer: DriverConsumer
     let early: number
     try {
-      engineConsumer = await this.driver.openConsumer(
-        asString(args['topic'], 'topic'),
-        asString(args['subscription'], 'subscription'),
-        config,
-      )
+      engineConsumer = await this.driver.openConsumer(topic, subscription, config)
     } finally {
       early = this.opening.get(id) ?? 0
       this.opening.delete(id)
@@ -410,6 +450,7 @@ export class Connection {
       const push = this.consumers.get(id)
       if (push?.consumer !== engineConsumer) return
       this.consumers.delete(id)
+      this.opened.delete(id)
       push.pause()
       this.send(FrameKind.ConsumerClosed, id, reason.toJSON())
     })
@@ -566,6 +607,7 @@ export class Connection {
     this.closed = true
     const consumers = [...this.consumers.values()]
     this.consumers.clear()
+    this.opened.clear()
     // Nobody is left to answer: waiting publishes end unstored (a client that reconnects sends them again).
     for (const cancel of this.waiting.values()) cancel.abort()
     for (const wake of this.idleWaiters.splice(0)) wake()

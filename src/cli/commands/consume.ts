@@ -12,6 +12,11 @@ import { messageJson, messageLine, onStdoutGone, printJsonLine, printLine, warn 
  * messages, on SIGINT/SIGTERM, or when stdout's reader goes away: the
  * message being printed is finished and acknowledged, prefetched ones go
  * back, then it exits 0. A second signal exits at once with 1.
+ *
+ * With `--peek` it only looks: it prints up to `--count` (default 100)
+ * messages the subscription has not acknowledged and exits, leasing and
+ * acknowledging nothing, so no attempt is counted and nothing is lost (the
+ * way to look into a dead-letter topic; see also `sluice dlq list`).
  */
 
 interface ConsumeCommandOptions extends ClientOptions {
@@ -20,6 +25,21 @@ interface ConsumeCommandOptions extends ClientOptions {
   readonly count?: number
   readonly ordering?: Ordering
   readonly prefetch: number
+  readonly peek?: boolean
+}
+
+/** How many messages `--peek` shows without `--count`. */
+const defaultPeekCount = 100
+
+/** `--peek`: prints what the subscription has not acknowledged, touching nothing. */
+async function peek(topic: string, options: ConsumeCommandOptions): Promise<void> {
+  const messages = await withSluice(options, (sluice) =>
+    sluice.peek(topic, options.subscription, { max: options.count ?? defaultPeekCount }),
+  )
+  for (const message of messages) {
+    const shown = options.json === true ? printJsonLine(messageJson(message)) : printLine(messageLine(message))
+    if (!shown) return
+  }
 }
 
 const signals = ['SIGINT', 'SIGTERM'] as const
@@ -83,7 +103,16 @@ export function registerConsume(program: Command): void {
           .choices(Object.values(StartAt))
           .default(StartAt.Earliest),
       )
-      .addOption(new Option('--count <n>', 'exit after this many messages').argParser(positiveInteger))
+      .addOption(
+        new Option(
+          '--count <n>',
+          `exit after this many messages (with --peek: the most shown, default ${defaultPeekCount})`,
+        ).argParser(positiveInteger),
+      )
+      .option(
+        '--peek',
+        'only look: print the messages the subscription has not acknowledged and exit, leasing and acknowledging none (no attempt counted, nothing lost)',
+      )
       .addOption(
         new Option('--prefetch <n>', 'messages leased ahead of the one being printed (given back on exit)')
           .default(100)
@@ -97,6 +126,14 @@ export function registerConsume(program: Command): void {
       ),
     'print each message as a JSON line: { id, topic, key, partition, offset, timestamp, attempt, headers, dataEncoding, data }, with data base64 when dataEncoding is base64',
   ).action(async (topic: string, options: ConsumeCommandOptions) => {
+    if (options.peek === true) {
+      await peek(topic, options)
+      return
+    }
+    if (topic.endsWith('.dlq'))
+      warn(
+        `consume acknowledges what it prints, and acknowledged dead letters may be deleted before anyone redrives them; to look without taking them, use --peek or 'sluice dlq list ${topic.slice(0, -'.dlq'.length)}'`,
+      )
     const json = options.json === true
     const acks = new PendingAcks(maxAcksInFlight)
     /** Aborting it closes the subscription. */

@@ -1,5 +1,6 @@
 import { Broker } from '../../broker/server.ts'
 import { Engine } from '../../engine/engine.ts'
+import { ErrorCode, sluiceError, type SluiceError } from '../../core/errors.ts'
 import { dataDirOf } from '../../open.ts'
 
 export interface ServeOptions {
@@ -32,7 +33,15 @@ export async function serve(options: ServeOptions, print: (line: string) => void
     limits: { maxFrameBytes: options.maxFrameBytes },
     drainTimeoutMs: options.drainTimeoutMs,
   })
-  const { port, httpPort } = await broker.start()
+  let bound: { port: number; httpPort: number | null }
+  try {
+    bound = await broker.start()
+  } catch (err) {
+    // What listened (the protocol port, perhaps) stops, and the engine lets go of the data directory.
+    await broker.stop().catch(() => engine.close())
+    throw portInUse(err, options) ?? err
+  }
+  const { port, httpPort } = bound
   print(
     `sluice broker listening on ${options.host}:${port} (protocol) and ${options.host}:${httpPort} (HTTP: /healthz /readyz), data in ${dir ?? 'memory'}`,
   )
@@ -62,4 +71,18 @@ export async function serve(options: ServeOptions, print: (line: string) => void
   }
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
+}
+
+/** A port already taken (EADDRINUSE), said in one line: which port, and the flag that picks another. */
+function portInUse(err: unknown, options: ServeOptions): SluiceError | null {
+  const e = err as NodeJS.ErrnoException & { port?: number }
+  if (e.code !== 'EADDRINUSE') return null
+  const http = e.port !== undefined && e.port === options.httpPort && e.port !== options.port
+  const [what, flag] = http ? ['HTTP', '--http-port'] : ['protocol', '--port']
+  const port = e.port ?? (http ? options.httpPort : options.port)
+  return sluiceError(
+    ErrorCode.Unavailable,
+    `the ${what} port ${port} on ${options.host} is already in use (another 'sluice serve'?); stop what listens there or pick another port with ${flag} <port> (0: any free one)`,
+    { details: { port, host: options.host } },
+  )
 }
