@@ -322,6 +322,36 @@ test('close and reopen keeps every topic and message, and publishing goes on at 
   assert.equal(next.offset, sent.filter((r) => r.partition === next.partition).length)
 })
 
+test('a message of 4 MiB or more at the start of a segment is still there after close and reopen', async (t) => {
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => void warnings.push(warning)
+  process.on('warning', onWarning)
+  cleanup(t, () => process.off('warning', onWarning))
+  const dir = await tempDir(t)
+  let sluice: Sluice = await open({ url: `file:${dir}` })
+  await sluice.createTopic('z', { maxMessageBytes: 16 << 20, durability: 'fsync' })
+  const big = Buffer.alloc(4 << 20, 7)
+  const first = await sluice.publish('z', big)
+  const second = await sluice.publish('z', Buffer.from('ten bytes!'))
+  await sluice.close()
+
+  sluice = await open({ url: `file:${dir}` })
+  cleanup(t, () => sluice.close())
+  const stored = await sluice.read('z', 0, 0, 10)
+  assert.deepEqual(
+    stored.map((m) => m.id),
+    [first.id, second.id],
+  )
+  assert.ok(Buffer.isBuffer(stored[0]!.data) && stored[0]!.data.equals(big))
+  assert.equal((stored[1]!.data as Buffer).toString(), 'ten bytes!')
+  // process.emitWarning reports on the next tick.
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(
+    warnings.filter((w) => w.name === 'SluiceRecoveryWarning').map((w) => w.message),
+    [],
+  )
+})
+
 test('retention by age deletes whole old segments, counted from the first retained offset', async (t) => {
   const dir = await tempDir(t)
   const clock = new FakeClock(Date.now())

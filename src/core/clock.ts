@@ -14,15 +14,41 @@ export interface Clock {
   setTimer(fn: () => void, ms: number, keepAlive?: boolean): () => void
 }
 
-/** The real clock. */
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimer(fn, ms, keepAlive = false) {
-    const timer = setTimeout(fn, Math.max(0, ms))
-    if (!keepAlive) timer.unref()
-    return () => clearTimeout(timer)
-  },
+/**
+ * The longest wait `setTimeout` takes. Node arms a longer one for 1 ms instead
+ * (with a TimeoutOverflowWarning), so a far deadline, such as a message
+ * delayed by 30 days, would come round every millisecond.
+ */
+export const maxTimeoutMs = 2 ** 31 - 1
+
+/**
+ * A clock on `Date.now` and `setTimeout`. A wait longer than `maxTimerMs`
+ * (never more than `maxTimeoutMs`) is armed in steps of at most that, each
+ * step armed when the one before ends; the callback runs once, after the
+ * whole wait. The steps count time as `setTimeout` does (monotonic), so a
+ * change of the wall clock does not move the deadline.
+ */
+export function realClock(maxTimerMs = maxTimeoutMs): Clock {
+  const stepMs = Math.min(Math.max(1, Math.floor(maxTimerMs)), maxTimeoutMs)
+  return {
+    now: () => Date.now(),
+    setTimer(fn, ms, keepAlive = false) {
+      let leftMs = Math.max(0, ms)
+      let timer: NodeJS.Timeout
+      const arm = (): void => {
+        const waitMs = Math.min(leftMs, stepMs)
+        leftMs -= waitMs
+        timer = setTimeout(leftMs > 0 ? arm : fn, waitMs)
+        if (!keepAlive) timer.unref()
+      }
+      arm()
+      return () => clearTimeout(timer)
+    },
+  }
 }
+
+/** The real clock. */
+export const systemClock: Clock = realClock()
 
 /** A clock that moves only when told to; for tests. */
 export class FakeClock implements Clock {

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from './clock.ts'
 import { ErrorCode, sluiceError } from './errors.ts'
 import type { Sluice } from './sluice.ts'
 import { checkInteger, checkTopicName } from './validate.ts'
@@ -10,14 +11,21 @@ import { checkInteger, checkTopicName } from './validate.ts'
  * as message id (so two processes recording the same key store it once).
  * Each process keeps the keys in memory and reads what others recorded
  * before every check. Keys are kept as long as the topic's retention
- * (default 7 days): a redelivery after that runs the effect again.
+ * (default 7 days): a redelivery after that runs the effect again. The
+ * memory is bounded the same way: a key recorded longer ago than that is
+ * dropped (the topic would drop it too), so memory holds the keys of one
+ * retention period, whatever the process's uptime. Not by count: a key
+ * forgotten before its time would run an effect twice.
  *
  * The window that remains: a crash after the effect and before its record.
  * Pass `verify` (for example a database lookup, as the payment example does)
  * to close it; without `verify` the effect runs again in that case.
  */
 export interface IdempotencyOptions {
-  /** How long completions are remembered. Default 7 days. */
+  /**
+   * How long completions are remembered, in the topic and in memory. Default:
+   * the topic's age retention if it has one, else 7 days.
+   */
   readonly retentionMs?: number
 }
 
@@ -36,17 +44,28 @@ export interface OnceResult<T> {
   readonly result?: T
 }
 
+const defaultRetentionMs = 7 * 86_400_000
+
 export class Idempotency {
-  private readonly done = new Set<string>()
+  /** Key to when it was recorded (ms since the epoch), oldest first. */
+  private readonly done = new Map<string, number>()
   private next = 0
 
   private constructor(
     private readonly sluice: Sluice,
     readonly topic: string,
+    /** How long a key is remembered after it was recorded. */
+    readonly retentionMs: number,
+    private readonly clock: Clock,
   ) {}
 
   /** Opens (creating if needed) the completion record in `topic` and loads it. */
-  static async open(sluice: Sluice, topic: string, options: IdempotencyOptions = {}): Promise<Idempotency> {
+  static async open(
+    sluice: Sluice,
+    topic: string,
+    options: IdempotencyOptions = {},
+    clock: Clock = systemClock,
+  ): Promise<Idempotency> {
     checkTopicName(topic)
     if (options.retentionMs !== undefined) checkInteger('retentionMs', options.retentionMs, 1000, 365 * 86_400_000)
     const info = await sluice.describeTopic(topic)
@@ -56,23 +75,47 @@ export class Idempotency {
         `idempotency topic ${JSON.stringify(topic)} has ${info.partitions} partitions; it needs 1 (use another topic)`,
       )
     }
-    const store = new Idempotency(sluice, topic)
+    const retentionMs = options.retentionMs ?? info.retention.maxAgeMs ?? defaultRetentionMs
+    const store = new Idempotency(sluice, topic, retentionMs, clock)
     await store.refresh()
     return store
+  }
+
+  /** Keys remembered now: those recorded within `retentionMs`, once expired ones are dropped. */
+  get rememberedKeys(): number {
+    this.forgetExpired()
+    return this.done.size
+  }
+
+  private remember(key: string, recordedAtMs: number): void {
+    // Re-inserted, so that the map stays in order of recording.
+    this.done.delete(key)
+    this.done.set(key, recordedAtMs)
+  }
+
+  /** Drops keys recorded before the retention period, from the oldest on. */
+  private forgetExpired(): void {
+    const since = this.clock.now() - this.retentionMs
+    for (const [key, recordedAtMs] of this.done) {
+      if (recordedAtMs >= since) break
+      this.done.delete(key)
+    }
   }
 
   /** Reads completions recorded since the last look (by any process). */
   private async refresh(): Promise<void> {
     for (;;) {
       const batch = await this.sluice.read(this.topic, 0, this.next, 5000)
-      if (batch.length === 0) return
-      for (const m of batch) this.done.add(m.id)
+      if (batch.length === 0) break
+      for (const m of batch) this.remember(m.id, m.timestamp)
       this.next = batch[batch.length - 1]!.offset + 1
     }
+    this.forgetExpired()
   }
 
   /** Whether `key` is recorded as done. */
   async isDone(key: string): Promise<boolean> {
+    this.forgetExpired()
     if (this.done.has(key)) return true
     await this.refresh()
     return this.done.has(key)
@@ -80,8 +123,10 @@ export class Idempotency {
 
   /** Records `key` as done (durably, as the topic's durability says). */
   async markDone(key: string): Promise<void> {
-    await this.sluice.publish(this.topic, { at: Date.now() }, { id: key })
-    this.done.add(key)
+    const now = this.clock.now()
+    await this.sluice.publish(this.topic, { at: now }, { id: key })
+    this.remember(key, now)
+    this.forgetExpired()
   }
 
   /**

@@ -1,13 +1,15 @@
+import { backoffDelay, type Backoff } from './backoff.ts'
 import type { Clock } from './clock.ts'
 import { ErrorCode, SluiceError } from './errors.ts'
 import { checkInteger, checkKnownKeys, checkNumber, invalid, isPlainObject } from './validate.ts'
 
 /**
- * Retrying with capped exponential backoff and jitter. Only errors whose
+ * Retrying with capped exponential backoff and jitter (the delay of
+ * `backoffDelay`, as for redelivery, with its own defaults). Only errors whose
  * code is `retriable` in the error table are retried (a bad argument stays
  * bad); `bail` stops early.
  */
-export interface RetryPolicy {
+export interface RetryPolicy extends Backoff {
   /** Attempts in total, the first included. Default 5. */
   readonly maxAttempts: number
   /** Wait after the first failure. Default 100. */
@@ -70,8 +72,7 @@ export async function retrying<T>(
       return await attempt()
     } catch (err) {
       if (policy === null || n >= policy.maxAttempts || !shouldRetry(err)) throw err
-      const backoff =
-        Math.min(policy.maxMs, policy.initialMs * policy.multiplier ** (n - 1)) * (1 - policy.jitter * random())
+      const backoff = backoffDelay(policy, n, random())
       const hint =
         err instanceof SluiceError && typeof err.details['retryAfterMs'] === 'number' ? err.details['retryAfterMs'] : 0
       const wait = Math.max(backoff, hint)

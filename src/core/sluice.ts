@@ -359,7 +359,7 @@ export class Sluice {
     }).catch((err: unknown) => {
       if (!hasCode(err, ErrorCode.Conflict)) throw err
     })
-    return Idempotency.open(this, topic, options)
+    return Idempotency.open(this, topic, options, this.clock)
   }
 
   /**

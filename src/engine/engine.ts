@@ -26,6 +26,7 @@ import {
   topicConfigConflicts,
   topicInfoFrom,
 } from '../core/validate.ts'
+import { CacheBudget } from './log/cache-budget.ts'
 import { FileLog } from './log/file-log.ts'
 import { nodeFileSystem, type FileSystem } from './log/files.ts'
 import { MemoryLog } from './log/memory-log.ts'
@@ -59,6 +60,12 @@ export interface EngineOptions {
   readonly fs?: FileSystem
   /** Bytes of recent records each partition keeps in memory for reads. Default 4 MiB. */
   readonly cacheBytesPerPartition?: number
+  /**
+   * Bytes of recent records all partitions keep in memory together, whatever
+   * the number of topics and partitions: beyond it the batches cached longest
+   * ago are dropped, and read from disk when asked for. Default 256 MiB.
+   */
+  readonly cacheBytes?: number
   /** How often retention runs. Default 5000. */
   readonly retentionIntervalMs?: number
   /**
@@ -70,6 +77,8 @@ export interface EngineOptions {
   /** Told about torn tails that recovery cut off. Default: a process warning. */
   readonly onRecovery?: (report: RecoveryReport) => void
 }
+
+const defaultCacheBytes = 256 * 1024 * 1024
 
 interface TopicFile {
   readonly version: 1
@@ -88,6 +97,7 @@ export class Engine implements Driver {
   private stopRetention: (() => void) | null = null
   private subscriptions: SubscriptionRegistry | null = null
   private readonly dedup = new Dedup()
+  private readonly cacheBudget: CacheBudget
 
   private get registry(): SubscriptionRegistry {
     if (this.subscriptions === null) throw sluiceError(ErrorCode.Internal, 'the engine is not open')
@@ -102,6 +112,7 @@ export class Engine implements Driver {
   ) {
     this.clock = options.clock ?? systemClock
     this.fs = options.fs ?? nodeFileSystem
+    this.cacheBudget = new CacheBudget(options.cacheBytes ?? defaultCacheBytes)
     this.disk =
       options.dir === undefined
         ? null
@@ -226,6 +237,7 @@ export class Engine implements Driver {
       fsyncIntervalMs: info.fsyncIntervalMs,
       segmentBytes: info.segmentBytes,
       cacheBytes: this.options.cacheBytesPerPartition ?? 4 * 1024 * 1024,
+      cacheBudget: this.cacheBudget,
       recentSinceMs: info.dedupWindowMs > 0 ? this.clock.now() - info.dedupWindowMs : undefined,
     })
     for (const r of log.recentRecords) {

@@ -13,6 +13,7 @@ import {
   type LogRecord,
   type RecordDraft,
 } from './record.ts'
+import type { CacheBudget } from './cache-budget.ts'
 import { RecordCache } from './record-cache.ts'
 import { maxUnsyncedBytes, scanSegment } from './recovery.ts'
 import { defaultIndexIntervalBytes as indexIntervalBytes, SegmentIndex } from './segment-index.ts'
@@ -45,6 +46,8 @@ export interface FileLogOptions {
   readonly segmentBytes: number
   /** Bytes of recent records kept in memory for reads. */
   readonly cacheBytes: number
+  /** A budget the cache shares with other logs' caches (the engine's). */
+  readonly cacheBudget?: CacheBudget
   /**
    * Collect, at open, the records stored since this time (ms) whose id the
    * producer chose, so duplicates are still recognised after a restart.
@@ -137,7 +140,12 @@ export class FileLog implements PartitionLog {
   recentRecords: RecentRecord[] = []
 
   private constructor(private readonly options: FileLogOptions) {
-    this.cache = new RecordCache(options.cacheBytes)
+    this.cache = new RecordCache(options.cacheBytes, options.cacheBudget)
+  }
+
+  /** Bytes of records the cache holds now. */
+  get cachedBytes(): number {
+    return this.cache.bytes
   }
 
   /** Opens (or creates) the log in `options.dir`, recovering a torn tail. */
@@ -697,6 +705,8 @@ export class FileLog implements PartitionLog {
     await this.chain
     if (this.failure === null && this.dirty) await this.sync().catch(() => undefined)
     for (const segment of this.segments) await this.closeFile(segment)
+    // Gives the bytes back to a shared budget.
+    this.cache.clear()
   }
 }
 

@@ -1,26 +1,36 @@
+import type { BudgetedBatch, BudgetedCache, CacheBudget } from './cache-budget.ts'
 import type { LogRecord } from './record.ts'
 
 /**
  * Recent records of one partition, in offset order, as the batches that
  * stored them. Serves the reads of consumers that keep up with producers
- * without touching the disk. Bounded by bytes: the oldest batches go first.
+ * without touching the disk. Bounded by bytes: the oldest batches go first,
+ * when this cache is over its own budget or all caches together are over a
+ * shared `CacheBudget`.
  */
-interface Chunk {
+interface Chunk extends BudgetedBatch {
   readonly baseOffset: number
   readonly records: readonly LogRecord[]
   readonly bytes: number
   /** Bytes added to the cache before this batch, ever: the difference of two is the bytes between them. */
   readonly bytesBefore: number
+  cached: boolean
 }
 
-export class RecordCache {
+export class RecordCache implements BudgetedCache {
   private chunks: Chunk[] = []
   private head = 0
   private cachedBytes = 0
   private addedBytes = 0
 
-  /** `budgetBytes`: Infinity keeps everything (a memory log's store). */
-  constructor(private readonly budgetBytes: number) {}
+  /**
+   * `budgetBytes`: Infinity keeps everything (a memory log's store). `shared`:
+   * a budget over this and other caches, which may evict any of this one's batches.
+   */
+  constructor(
+    private readonly budgetBytes: number,
+    private readonly shared?: CacheBudget,
+  ) {}
 
   get bytes(): number {
     return this.cachedBytes
@@ -42,10 +52,19 @@ export class RecordCache {
     if (records.length === 0) return
     const baseOffset = records[0]!.offset
     if (this.endOffset !== undefined && this.endOffset !== baseOffset) this.clear()
-    this.chunks.push({ baseOffset, records, bytes, bytesBefore: this.addedBytes })
+    const chunk: Chunk = { baseOffset, records, bytes, bytesBefore: this.addedBytes, cached: true }
+    this.chunks.push(chunk)
     this.cachedBytes += bytes
     this.addedBytes += bytes
     while (this.cachedBytes > this.budgetBytes && this.head < this.chunks.length - 1) this.dropHead()
+    this.shared?.added(this, chunk)
+    this.compact()
+  }
+
+  /** Drops `batch`, the oldest cached one, for the shared budget. */
+  evict(batch: BudgetedBatch): void {
+    if (this.chunks[this.head] !== batch) throw new Error('the cache budget evicts a batch that is not the oldest')
+    this.dropHead()
     this.compact()
   }
 
@@ -123,15 +142,19 @@ export class RecordCache {
   }
 
   clear(): void {
+    while (this.head < this.chunks.length) this.dropHead()
     this.chunks = []
     this.head = 0
     this.cachedBytes = 0
   }
 
   private dropHead(): void {
-    this.cachedBytes -= this.chunks[this.head]!.bytes
+    const chunk = this.chunks[this.head]!
+    chunk.cached = false
+    this.cachedBytes -= chunk.bytes
     this.chunks[this.head] = undefined as unknown as Chunk
     this.head++
+    this.shared?.released(chunk)
   }
 
   private compact(): void {

@@ -30,7 +30,8 @@ export interface ScanResult {
   readonly tornReason: string | null
 }
 
-const chunkBytes = 4 * 1024 * 1024
+/** The size of recovery's reads; a record bigger than this grows the buffer to the record's size. */
+export const scanChunkBytes = 4 * 1024 * 1024
 
 function isAllZero(buf: Buffer, from: number, to: number): boolean {
   for (let i = from; i < to; i++) if (buf[i] !== 0) return false
@@ -66,13 +67,15 @@ export async function scanSegment(
   const index = new SegmentIndex()
   let expected = baseOffset
   let lastTimestamp = 0
-  let buf = Buffer.allocUnsafe(Math.min(chunkBytes, Math.max(fileBytes, 64)))
+  let buf = Buffer.allocUnsafe(Math.min(scanChunkBytes, Math.max(fileBytes, 64)))
   let bufStart = 0 // file position of buf[0]
   let bufEnd = 0 // valid bytes in buf
   let p = 0 // file position of the next record
 
-  const fill = async (need: number): Promise<void> => {
-    const keep = bufStart + bufEnd - p
+  /** Moves the bytes from `p` on to the front of a buffer of at least `need` bytes and reads on; false at the end of the file. */
+  const fill = async (need: number): Promise<boolean> => {
+    const before = bufStart + bufEnd
+    const keep = before - p
     if (need > buf.length) {
       const bigger = Buffer.allocUnsafe(need)
       buf.copy(bigger, 0, p - bufStart, bufEnd)
@@ -87,13 +90,16 @@ export async function scanSegment(
       if (n === 0) break
       bufEnd += n
     }
+    return bufStart + bufEnd > before
   }
 
   let problem: string | null = null
   while (p < fileBytes) {
     let result = decodeRecord(buf, p - bufStart, bufEnd)
-    if (!result.ok && result.problem === DecodeProblem.Incomplete && bufStart + bufEnd < fileBytes) {
-      await fill(Math.max(buf.length, result.size))
+    // Read on until the record is whole or the file ends: a record's length is known only once its
+    // header is in, so a record bigger than the buffer may take one read to learn its size and one more to complete.
+    while (!result.ok && result.problem === DecodeProblem.Incomplete && bufStart + bufEnd < fileBytes) {
+      if (!(await fill(Math.max(buf.length, result.size)))) break
       result = decodeRecord(buf, 0, bufEnd)
     }
     if (!result.ok) {
