@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import type { Clock } from '../../core/clock.ts'
-import { DeadLetterHeaders } from '../../core/dead-letters.ts'
+import { deadLetterHeaders } from '../../core/dead-letters.ts'
 import { ErrorCode, sluiceError } from '../../core/errors.ts'
 import type { PayloadFormat } from '../../core/codec.ts'
 import { defaultPublishRetry, retrying } from '../../core/retry.ts'
@@ -217,17 +217,16 @@ export class SubscriptionRegistry {
     deadLetterTopic: string,
   ): Promise<void> {
     await this.services.ensureTopic(deadLetterTopic, source)
-    const headers = {
-      ...record.headers,
-      [DeadLetterHeaders.OriginalTopic]: source.name,
-      [DeadLetterHeaders.OriginalPartition]: String(partition),
-      [DeadLetterHeaders.OriginalOffset]: String(record.offset),
-      [DeadLetterHeaders.OriginalTimestamp]: String(record.timestamp),
-      [DeadLetterHeaders.Subscription]: subscription,
-      [DeadLetterHeaders.Attempts]: String(attempts),
-      [DeadLetterHeaders.Error]: reason,
-      [DeadLetterHeaders.DeadLetteredAt]: String(this.services.clock.now()),
-    }
+    const headers = deadLetterHeaders(record.headers, {
+      topic: source.name,
+      partition,
+      offset: record.offset,
+      timestamp: record.timestamp,
+      subscription,
+      attempts,
+      error: reason,
+      deadLetteredAt: this.services.clock.now(),
+    })
     await this.services.append(deadLetterTopic, [
       { id: record.id, key: record.key, headers, payload: record.payload, format: record.format, deliverAt: 0 },
     ])
@@ -509,15 +508,90 @@ export class SubscriptionRegistry {
     return this.dropFloors.get(topic.name)?.[partition] ?? 0
   }
 
-  /** drop-oldest evicts a partition's messages below `before`: for reads, new subscriptions and every subscription. */
-  async evict(topic: Topic, partition: number, before: number): Promise<void> {
-    const floors = this.dropFloors.get(topic.name) ?? []
-    floors[partition] = Math.max(floors[partition] ?? 0, before)
-    this.dropFloors.set(topic.name, floors)
-    for (const dispatcher of this.dispatchers.get(topic.name)?.values() ?? []) dispatcher.evicted(partition, before)
-    if (this.journal !== null && topic.info.durability !== Durability.Memory) {
-      await this.journal.append([{ t: 'evict', topic: topic.name, p: partition, before }], false)
+  /**
+   * Whether drop-oldest may evict a message: some subscription has not
+   * acknowledged it (or there is none), and no subscription holds it
+   * (leased, being dead-lettered, reserved by an eviction): a message in
+   * flight is never evicted, so its handler's success counts and its key
+   * stays held until the handler ends.
+   */
+  evictable(topic: Topic, partition: number, offset: number): boolean {
+    const map = this.dispatchers.get(topic.name)
+    if (map === undefined || map.size === 0) return true
+    let unacked = false
+    for (const dispatcher of map.values()) {
+      if (dispatcher.holds(partition, offset)) return false
+      if (!dispatcher.isAcked(partition, offset)) unacked = true
     }
+    return unacked
+  }
+
+  /** Messages the subscriptions of a topic hold (an upper bound): how many an eviction may pass over. */
+  heldCount(topic: Topic): number {
+    let n = 0
+    for (const dispatcher of this.dispatchers.get(topic.name)?.values() ?? []) n += dispatcher.heldCount
+    return n
+  }
+
+  /**
+   * drop-oldest, step one: reserves the chosen messages (each `evictable`
+   * now: call it in the same turn) in every subscription, so that none is
+   * leased or acknowledged while their dead letters are written. Then
+   * `complete` (the dead letters are stored: the messages are acknowledged
+   * as dropped in each subscription that had not acknowledged them, and the
+   * eviction floor advances past what is gone) or `abort` (offered again).
+   */
+  reserveEviction(topic: Topic, victims: ReadonlyMap<number, readonly number[]>): Eviction {
+    const reserved: { dispatcher: Dispatcher; partition: number; offsets: number[] }[] = []
+    for (const dispatcher of this.dispatchers.get(topic.name)?.values() ?? []) {
+      for (const [partition, offsets] of victims) {
+        reserved.push({ dispatcher, partition, offsets: dispatcher.reserveEviction(partition, offsets) })
+      }
+    }
+    return {
+      complete: async () => {
+        const acks = reserved.map(({ dispatcher, partition, offsets }) =>
+          dispatcher.completeEviction(partition, offsets).catch(() => undefined),
+        )
+        const floors: StateOp[] = []
+        for (const [partition, offsets] of victims) {
+          const before = this.passEvicted(topic, partition, new Set(offsets), Math.max(...offsets) + 1)
+          if (before !== null) floors.push({ t: 'evict', topic: topic.name, p: partition, before })
+        }
+        await Promise.all(acks)
+        if (floors.length > 0 && this.journal !== null && topic.info.durability !== Durability.Memory) {
+          await this.journal.append(floors, false)
+        }
+      },
+      abort: () => {
+        for (const { dispatcher, partition, offsets } of reserved) dispatcher.abortEviction(partition, offsets)
+      },
+    }
+  }
+
+  /**
+   * Moves a partition's eviction floor (for reads, new subscriptions and
+   * retention) over the messages from the backlog head up to `upTo` that are
+   * gone: evicted, or acknowledged by every subscription and held by none.
+   * Returns the new floor, or null when it did not move.
+   */
+  private passEvicted(topic: Topic, partition: number, evicted: ReadonlySet<number>, upTo: number): number | null {
+    const map = this.dispatchers.get(topic.name)
+    const gone = (offset: number): boolean => {
+      if (map === undefined || map.size === 0) return evicted.has(offset)
+      for (const dispatcher of map.values()) {
+        if (!dispatcher.isAcked(partition, offset) || dispatcher.holds(partition, offset)) return false
+      }
+      return true
+    }
+    const floors = this.dropFloors.get(topic.name) ?? []
+    const old = floors[partition] ?? 0
+    let before = Math.max(old, this.backlogHead(topic, partition))
+    while (before < upTo && gone(before)) before++
+    if (before <= old) return null
+    floors[partition] = before
+    this.dropFloors.set(topic.name, floors)
+    return before
   }
 
   /** Retention deleted a partition's data below `startOffset`. */
@@ -569,6 +643,14 @@ export class SubscriptionRegistry {
     this.dispatchers.clear()
     await this.journal?.close()
   }
+}
+
+/** A drop-oldest eviction under way: its messages are reserved until it completes or aborts. */
+export interface Eviction {
+  /** The dead letters are stored (or there are none to store): the messages are gone. */
+  complete(): Promise<void>
+  /** The dead letters could not be stored: the messages are offered again. */
+  abort(): void
 }
 
 /** Names the message a transaction acknowledges, to tell a repeated commit from a reused transaction id. */
