@@ -59,17 +59,9 @@ export function withoutDeadLetterHeaders(headers: Readonly<Record<string, string
 
 /**
  * The subscription `redrive` consumes a dead-letter topic with (and
- * `deadLetters` lists it by). Reserved: clients cannot open it.
+ * `deadLetters` lists it by). Reserved (a leading `_`): `subscribe` refuses it.
  */
 export const RedriveSubscription = '_redrive'
-
-/**
- * Whether a subscription name is reserved for Sluice itself (a leading `_`,
- * such as `_redrive`): an application, or a client of a broker, cannot use it.
- */
-export function isReservedSubscription(name: string): boolean {
-  return name.startsWith('_')
-}
 
 /** A message in a dead-letter topic, with why it got there. */
 export interface DeadLetter<T = unknown> extends StoredMessage<T> {

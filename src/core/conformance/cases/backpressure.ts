@@ -469,5 +469,18 @@ export function dropOldestUnderLoadCases(target: ConformanceTarget): void {
       evicted.length,
       "the subscription's dropped count is the evicted count",
     )
+    // A subscription created now gets none of the evicted, also of those evicted past messages in flight then.
+    const late: string[] = []
+    await sluice.subscribe(topic, 'late', (m) => void late.push(m.id))
+    await eventually(
+      "the late subscription's backlog",
+      async () => (await sluice.stats(topic)).subscriptions.find((s) => s.subscription === 'late')!.depth === 0,
+    )
+    const gone = new Set(evicted)
+    assert.deepEqual(
+      late.filter((id) => gone.has(id)),
+      [],
+      'a subscription created later got evicted messages',
+    )
   })
 }
