@@ -30,7 +30,14 @@ import {
 import type { Handler, TransactionMessage } from './message.ts'
 import { checkSubscribeOptions, type SubscribeOptions } from './subscribe-options.ts'
 import { Subscription, type CloseOptions } from './subscription.ts'
-import { DeadLetterHeaders, type DeadLetter, type RedriveOptions, type RedriveResult } from './dead-letters.ts'
+import {
+  DeadLetterHeaders,
+  RedriveSubscription,
+  withoutDeadLetterHeaders,
+  type DeadLetter,
+  type RedriveOptions,
+  type RedriveResult,
+} from './dead-letters.ts'
 
 export interface SluiceOptions {
   /** Encodes every payload (default: bytes as bytes, anything else as JSON). */
@@ -54,9 +61,6 @@ export interface SluiceOptions {
    */
   readonly publishRetry?: Partial<RetryPolicy> | false
 }
-
-/** The subscription that redrives dead letters; reserved (names starting with '_' are). */
-const redriveSubscription = '_redrive'
 
 /**
  * The public API, the same on every driver: `open()` returns one. Checks
@@ -411,7 +415,7 @@ export class Sluice {
     const max = options.max === undefined ? 100 : checkInteger('max', options.max, 1, limits.readMax)
     let records: StoredRecord[]
     try {
-      records = await this.driver.peek(dlq, redriveSubscription, max)
+      records = await this.driver.peek(dlq, RedriveSubscription, max)
     } catch (err) {
       if (hasCode(err, ErrorCode.TopicNotFound)) return []
       throw err
@@ -434,7 +438,11 @@ export class Sluice {
   /**
    * Moves dead letters back to the topic they came from (or `to`), at most
    * `ratePerSecond`, up to `max`; the copies keep their id, key and headers
-   * (without the dead-letter headers). Resolves with how many moved.
+   * (without the dead-letter headers). Each move is one transaction (the
+   * dead letter acknowledged and its copy published together), so a dead
+   * letter moves once: one whose lease was lost is left for a later redrive.
+   * The copies are stored like a transaction's outputs, past the target's
+   * backlog limits. Resolves with how many moved.
    */
   async redrive(topic: string, options: RedriveOptions = {}): Promise<RedriveResult> {
     this.checkOpen()
@@ -448,47 +456,54 @@ export class Sluice {
         : checkInteger('ratePerSecond', options.ratePerSecond, 1, 10_000_000)
     let waiting: number
     try {
-      waiting = (await this.driver.peek(dlq, redriveSubscription, Math.min(max, limits.readMax))).length
+      waiting = (await this.driver.peek(dlq, RedriveSubscription, Math.min(max, limits.readMax))).length
     } catch (err) {
       if (hasCode(err, ErrorCode.TopicNotFound)) return { moved: 0 }
       throw err
     }
-    const consumer = await this.driver.openConsumer(dlq, redriveSubscription, {
+    // Leases cover about a second of moves at the rate: far inside their timeout, so none should be lost.
+    const perLease = Math.min(100, Number.isFinite(rate) ? rate : 100)
+    const consumer = await this.driver.openConsumer(dlq, RedriveSubscription, {
       delivery: DeliveryGuarantee.AtLeastOnce,
       ordering: Ordering.None,
       startAt: StartAt.Earliest,
-      ackTimeoutMs: 60_000,
-      maxLeaseMs: 600_000,
+      ackTimeoutMs: 30_000,
+      maxLeaseMs: 60_000,
       maxAttempts: 1_000_000,
       backoff: { initialMs: 100, multiplier: 2, maxMs: 10_000, jitter: 0.2 },
       deadLetter: null,
     })
     let moved = 0
+    let tried = 0
     const started = this.clock.now()
     try {
-      while (moved < max && waiting > 0) {
-        const batch = await consumer.lease(Math.min(100, max - moved, waiting), AbortSignal.timeout(1000))
+      while (moved < max && tried < waiting) {
+        const batch = await consumer.lease(Math.min(perLease, max - moved, waiting - tried), AbortSignal.timeout(1000))
         if (batch.length === 0) break
         for (const record of batch) {
           // Pace: the n-th message goes no earlier than n / rate seconds after the start.
-          const due = started + (moved * 1000) / rate
+          const due = started + (tried * 1000) / rate
           const wait = due - this.clock.now()
           if (wait > 0) await new Promise<void>((resolve) => this.clock.setTimer(resolve, wait, true))
-          const headers: Record<string, string> = {}
-          for (const [name, value] of Object.entries(record.headers)) {
-            if (!Object.values<string>(DeadLetterHeaders).includes(name)) headers[name] = value
-          }
+          tried++
           const target = to ?? record.headers[DeadLetterHeaders.OriginalTopic] ?? topic
-          await this.driver.append(target, [
-            { id: record.id, key: record.key, headers, payload: record.payload, format: record.format, deliverAt: 0 },
-          ])
-          await consumer.ack([{ partition: record.partition, offset: record.offset, attempt: record.attempt }])
-          moved++
-          waiting--
+          const copy = {
+            id: record.id,
+            key: record.key,
+            headers: withoutDeadLetterHeaders(record.headers),
+            payload: record.payload,
+            format: record.format,
+            deliverAt: 0,
+          }
+          const ref = { partition: record.partition, offset: record.offset, attempt: record.attempt }
+          // Not acknowledged (the lease was lost): it was not published either, and stays a dead letter.
+          const { acked } = await consumer.commit(ref, [{ topic: target, records: [copy] }], uuidv7())
+          if (acked) moved++
         }
       }
     } finally {
-      await consumer.close()
+      // Whatever was leased and not moved goes back unstarted.
+      await consumer.close([])
     }
     return { moved }
   }

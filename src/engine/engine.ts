@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { systemClock, type Clock } from '../core/clock.ts'
 import type { AppendOptions, Capabilities, Driver } from '../core/driver.ts'
+import { deadLetterHeaders } from '../core/dead-letters.ts'
 import { asSluiceError, ErrorCode, sluiceError } from '../core/errors.ts'
 import { limits } from '../core/limits.ts'
 import { checkConsumerConfig } from '../core/subscribe-options.ts'
@@ -31,7 +32,7 @@ import { FileLog } from './log/file-log.ts'
 import { nodeFileSystem, type FileSystem } from './log/files.ts'
 import { MemoryLog } from './log/memory-log.ts'
 import type { PartitionLog, RecoveryReport } from './log/partition-log.ts'
-import { encodedSize, messageBytes, toStoredRecord, type RecordDraft } from './log/record.ts'
+import { encodedSize, messageBytes, toStoredRecord, type LogRecord, type RecordDraft } from './log/record.ts'
 import type { EngineConsumer } from './subscriptions/consumer.ts'
 import { SubscriptionRegistry } from './subscriptions/registry.ts'
 import { Dedup, receiptOf, type Known } from './dedup.ts'
@@ -707,16 +708,35 @@ export class Engine implements Driver {
   /**
    * drop-oldest: evicts the `count` oldest backlog messages across the
    * topic's partitions (oldest by store time), sending them to the limits'
-   * dead-letter topic first when there is one.
+   * dead-letter topic first when there is one. Messages a subscription holds
+   * (in flight to a handler, being dead-lettered) are passed over: they still
+   * count in the bound, and their handlers' outcomes stand. The victims are
+   * chosen and reserved in one turn, so that nothing that lands while the
+   * dead letters are written (acknowledgements, leases) changes them.
    */
   private async evictOldest(topic: Topic, count: number): Promise<number> {
-    const heads = await Promise.all(
-      topic.logs.map(async (log, p) => {
-        const head = this.registry.backlogHead(topic, p)
-        const records = head < log.endOffset ? await log.read(head, count) : []
-        return { p, head, records, taken: 0 }
-      }),
-    )
+    // Held messages and those acknowledged out of order are passed over: read on past them as needed.
+    const page = Math.min(limits.readMax, count + this.registry.heldCount(topic))
+    const heads = topic.logs.map((log, p) => ({
+      p,
+      log,
+      next: this.registry.backlogHead(topic, p),
+      records: [] as LogRecord[],
+      taken: 0,
+      victims: [] as LogRecord[],
+    }))
+    const refill = async (): Promise<void> => {
+      await Promise.all(
+        heads.map(async (h) => {
+          if (h.taken < h.records.length || h.next >= h.log.endOffset) return
+          h.records = await h.log.read(h.next, page)
+          h.taken = 0
+          const last = h.records[h.records.length - 1]
+          h.next = last === undefined ? h.log.endOffset : last.offset + 1
+        }),
+      )
+    }
+    await refill()
     let evicted = 0
     while (evicted < count) {
       let oldest: (typeof heads)[number] | undefined
@@ -726,36 +746,52 @@ export class Engine implements Driver {
           oldest = h
       }
       if (oldest === undefined) break
-      // Acknowledged by every subscription already (acks out of order): passed over, not evicted.
-      if (!this.registry.ackedByAll(topic, oldest.p, oldest.records[oldest.taken]!.offset)) evicted++
-      oldest.taken++
+      const record = oldest.records[oldest.taken++]!
+      // Acknowledged by every subscription already (acks out of order), or held by one: passed over, not evicted.
+      if (this.registry.evictable(topic, oldest.p, record.offset)) {
+        oldest.victims.push(record)
+        evicted++
+      }
+      // The choice must not span a wait (what it saw would change meanwhile): read on only while nothing is chosen.
+      if (evicted === 0 && oldest.taken === oldest.records.length) await refill()
     }
-    for (const h of heads) {
-      if (h.taken === 0) continue
-      const deadLetter = topic.info.limits.deadLetter
-      const victims = h.records.slice(0, h.taken).filter((r) => !this.registry.ackedByAll(topic, h.p, r.offset))
-      if (deadLetter !== null && victims.length > 0) {
+    if (evicted === 0) return 0
+    const victims = heads.filter((h) => h.victims.length > 0)
+    const eviction = this.registry.reserveEviction(
+      topic,
+      new Map(victims.map((h) => [h.p, h.victims.map((r) => r.offset)])),
+    )
+    const deadLetter = topic.info.limits.deadLetter
+    if (deadLetter !== null) {
+      try {
         await this.ensureTopic(deadLetter, topic)
+        const now = this.clock.now()
         await this.append(
           deadLetter,
-          victims.map((r) => ({
-            id: r.id,
-            key: r.key,
-            headers: {
-              ...r.headers,
-              'sluice-original-topic': topic.name,
-              'sluice-original-partition': String(h.p),
-              'sluice-original-offset': String(r.offset),
-              'sluice-error': 'evicted by drop-oldest: the backlog was full',
-            },
-            payload: r.payload,
-            format: r.format,
-            deliverAt: 0,
-          })),
+          victims.flatMap((h) =>
+            h.victims.map((r) => ({
+              id: r.id,
+              key: r.key,
+              headers: deadLetterHeaders(r.headers, {
+                topic: topic.name,
+                partition: h.p,
+                offset: r.offset,
+                timestamp: r.timestamp,
+                error: 'evicted by drop-oldest: the backlog was full',
+                deadLetteredAt: now,
+              }),
+              payload: r.payload,
+              format: r.format,
+              deliverAt: 0,
+            })),
+          ),
         )
+      } catch (err) {
+        eviction.abort()
+        throw err
       }
-      await this.registry.evict(topic, h.p, h.records[h.taken - 1]!.offset + 1)
     }
+    await eviction.complete()
     return evicted
   }
 

@@ -28,7 +28,10 @@ export interface FlowHooks {
    * of order as gone (dearer); else an upper bound. Bytes only `withBytes`.
    */
   backlog(exact: boolean, withBytes: boolean): Backlog
-  /** Evicts the `count` oldest backlog messages; resolves with how many were evicted. */
+  /**
+   * Evicts the `count` oldest backlog messages that no consumer holds (a
+   * message in flight is never evicted); resolves with how many were evicted.
+   */
   evictOldest(count: number): Promise<number>
 }
 
@@ -363,7 +366,7 @@ export class TopicFlow {
       if (!room.fits) {
         this.rejected += messages
         throw new QueueFullError(
-          `topic ${JSON.stringify(this.info.name)} is full of publishes still being stored, which cannot be evicted; nothing was stored, retry shortly`,
+          `topic ${JSON.stringify(this.info.name)} is full of messages that drop-oldest does not evict (in flight to consumers, or publishes still being stored); nothing was stored, retry shortly`,
           100,
         )
       }

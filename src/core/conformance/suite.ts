@@ -1,6 +1,6 @@
 import { describe } from 'node:test'
 import { atLeastOnceCases } from './cases/at-least-once.ts'
-import { backpressureCases } from './cases/backpressure.ts'
+import { backpressureCases, dropOldestUnderLoadCases } from './cases/backpressure.ts'
 import { atMostOnceCases } from './cases/at-most-once.ts'
 import { delayedCases } from './cases/delayed.ts'
 import { deletedWhileConsumingCases } from './cases/deleted-while-consuming.ts'
@@ -30,6 +30,7 @@ export function runConformance(target: ConformanceTarget): void {
     exactlyOnceCases(target)
     transactionCases(target)
     backpressureCases(target)
+    dropOldestUnderLoadCases(target)
   })
 }
 

@@ -59,6 +59,8 @@ const EntryState = {
   Leased: 'leased',
   /** Being written to the dead-letter topic. */
   Dying: 'dying',
+  /** Reserved by a drop-oldest eviction while its dead letter is written: not leased, and its chain waits. */
+  Evicting: 'evicting',
   Done: 'done',
 } as const
 type EntryState = (typeof EntryState)[keyof typeof EntryState]
@@ -112,6 +114,8 @@ interface PartitionQueue {
   readonly ready: Heap<Entry>
   readonly delayed: Heap<{ offset: number; deliverAt: number }>
   reading: boolean
+  /** Offsets reserved by a drop-oldest eviction that are not in the window: not read into it while reserved. */
+  readonly evicting: Set<number>
   /** Payload bytes held by the window (the records stay in memory while they are in it). */
   windowBytes: number
 }
@@ -167,6 +171,7 @@ export class Dispatcher {
       ready: new Heap<Entry>((a, b) => a.offset < b.offset),
       delayed: new Heap<{ offset: number; deliverAt: number }>((a, b) => a.deliverAt < b.deliverAt),
       reading: false,
+      evicting: new Set(),
       windowBytes: 0,
     }))
     for (const q of this.queues) {
@@ -274,7 +279,7 @@ export class Dispatcher {
   }
 
   private addEntry(q: PartitionQueue, record: LogRecord): void {
-    if (q.window.has(record.offset)) return
+    if (q.window.has(record.offset) || q.evicting.has(record.offset)) return
     const entry: Entry = {
       partition: q.index,
       offset: record.offset,
@@ -329,7 +334,8 @@ export class Dispatcher {
       const at = chain.indexOf(entry)
       chain.splice(at, 1)
       if (chain.length === 0) q.chains.delete(entry.chain)
-      else if (at === 0) this.makeEligible(chain[0]!)
+      // The new head may be reserved by an eviction: it then stays reserved, and its chain waits for it.
+      else if (at === 0 && chain[0]!.state === EntryState.Blocked) this.makeEligible(chain[0]!)
     }
     this.fill(q)
   }
@@ -742,26 +748,97 @@ export class Dispatcher {
 
   /** Retention deleted everything below `startOffset` in a partition: what was unread is counted, then forgotten. */
   retentionDeleted(partition: number, startOffset: number): void {
-    this.skipTo(partition, startOffset, 'expiredUnread')
-  }
-
-  /** drop-oldest evicted everything below `before` in a partition: counted as dropped, never delivered. */
-  evicted(partition: number, before: number): void {
-    this.skipTo(partition, before, 'dropped')
-  }
-
-  private skipTo(partition: number, startOffset: number, counter: 'expiredUnread' | 'dropped'): void {
     const q = this.queues[partition]!
     const before = q.state.acks.floor
     const unread = q.state.acks.advanceTo(startOffset)
     if (unread === 0 && before >= startOffset) return
-    this.counters[counter] += unread
+    this.counters.expiredUnread += unread
     for (const entry of [...q.window.values()]) if (entry.offset < startOffset) this.remove(entry)
     for (const offset of [...q.state.attempts.keys()]) if (offset < startOffset) q.state.attempts.delete(offset)
     q.cursor = Math.max(q.cursor, startOffset)
     void this.host
       .persist([{ t: 'ack', topic: this.topic, sub: this.name, p: partition, r: [before, startOffset] }])
       .catch(() => undefined)
+  }
+
+  // --- drop-oldest eviction ---
+
+  /**
+   * Whether the subscription holds a message: leased (a handler may be
+   * running it, or its commit being written), being dead-lettered, or
+   * reserved by an eviction. drop-oldest never evicts a held message.
+   */
+  holds(partition: number, offset: number): boolean {
+    const q = this.queues[partition]!
+    if (q.evicting.has(offset)) return true
+    const state = q.window.get(offset)?.state
+    return state === EntryState.Leased || state === EntryState.Dying || state === EntryState.Evicting
+  }
+
+  /** Messages held (see `holds`) in the window: how many an eviction may have to pass over. */
+  get heldCount(): number {
+    return this.inFlight + this.dying.size
+  }
+
+  /**
+   * drop-oldest chose these messages (none held): reserves those this
+   * subscription has not acknowledged, so that none is leased, and their
+   * chains wait, while their dead letters are written. Resolves nothing by
+   * itself: `completeEviction` or `abortEviction` follows. Returns the
+   * offsets reserved.
+   */
+  reserveEviction(partition: number, offsets: readonly number[]): number[] {
+    const q = this.queues[partition]!
+    const reserved: number[] = []
+    for (const offset of offsets) {
+      if (q.state.acks.has(offset)) continue
+      if (this.holds(partition, offset)) {
+        throw sluiceError(ErrorCode.Internal, `drop-oldest chose message ${partition}/${offset}, which is held`)
+      }
+      reserved.push(offset)
+      const entry = q.window.get(offset)
+      // Ready or waiting entries stay in their heaps: take and the timer pass over what is no longer in that state.
+      if (entry !== undefined) entry.state = EntryState.Evicting
+      else q.evicting.add(offset)
+    }
+    return reserved
+  }
+
+  /** The reserved messages' dead letters are stored: they are acknowledged, counted as dropped, never delivered. */
+  completeEviction(partition: number, offsets: readonly number[]): Promise<void> {
+    const q = this.queues[partition]!
+    for (const offset of offsets) {
+      q.evicting.delete(offset)
+      const entry = q.window.get(offset)
+      if (entry !== undefined) this.remove(entry)
+      else q.state.attempts.delete(offset)
+      q.state.acks.add(offset)
+    }
+    this.counters.dropped += offsets.length
+    if (offsets.length === 0) return Promise.resolve()
+    this.fill(q)
+    return this.host.persist([
+      { t: 'ack', topic: this.topic, sub: this.name, p: partition, r: offsetsToRanges(offsets) },
+    ])
+  }
+
+  /** The dead letters could not be stored: the reserved messages are offered again, where they were. */
+  abortEviction(partition: number, offsets: readonly number[]): void {
+    const q = this.queues[partition]!
+    let reread = Infinity
+    for (const offset of offsets) {
+      if (q.evicting.delete(offset)) {
+        // Passed over by reading while reserved: read again from there.
+        reread = Math.min(reread, offset)
+        continue
+      }
+      const entry = q.window.get(offset)
+      if (entry?.state !== EntryState.Evicting) continue
+      entry.state = EntryState.Blocked
+      if (entry.chain === null || q.chains.get(entry.chain)?.[0] === entry) this.makeEligible(entry)
+    }
+    if (reread < q.cursor) q.cursor = reread
+    this.fill(q)
   }
 
   /** Whether a message is acknowledged. */

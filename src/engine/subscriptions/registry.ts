@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import type { Clock } from '../../core/clock.ts'
-import { DeadLetterHeaders } from '../../core/dead-letters.ts'
+import { deadLetterHeaders } from '../../core/dead-letters.ts'
 import { ErrorCode, sluiceError } from '../../core/errors.ts'
 import type { PayloadFormat } from '../../core/codec.ts'
 import { defaultPublishRetry, retrying } from '../../core/retry.ts'
@@ -48,6 +48,12 @@ export class SubscriptionRegistry {
   private readonly states = new Map<string, Map<string, SubscriptionState>>()
   /** Per topic and partition, the offset below which drop-oldest evicted everything. */
   private readonly dropFloors = new Map<string, number[]>()
+  /**
+   * Per topic and partition, offsets at or above the drop floor that
+   * drop-oldest evicted past messages a subscription held: a subscription
+   * created later must not get them either.
+   */
+  private readonly evictedAbove = new Map<string, Set<number>[]>()
   /** Transactions journaled whose outputs are not all stored yet, by id. */
   private readonly pendingTx = new Map<string, Extract<StateOp, { t: 'tx' }>>()
   /** Recent commits by transaction id, so a repeated commit gets the first outcome (if it names the same message). */
@@ -122,6 +128,7 @@ export class SubscriptionRegistry {
       case 'drop-topic':
         this.states.delete(op.topic)
         this.dropFloors.delete(op.topic)
+        this.evictedAbove.delete(op.topic)
         return
       case 'tx': {
         const partition = subs?.get(op.sub)?.partitions[op.p]
@@ -137,12 +144,9 @@ export class SubscriptionRegistry {
       case 'tx-done':
         this.pendingTx.delete(op.id)
         return
-      case 'evict': {
-        const floors = this.dropFloors.get(op.topic) ?? []
-        floors[op.p] = Math.max(floors[op.p] ?? 0, op.before)
-        this.dropFloors.set(op.topic, floors)
+      case 'evict':
+        this.raiseDropFloor(op.topic, op.p, op.before, op.o ?? [])
         return
-      }
     }
   }
 
@@ -161,7 +165,16 @@ export class SubscriptionRegistry {
     // Transactions whose outputs are not all stored yet must survive the snapshot.
     ops.push(...this.pendingTx.values())
     for (const [topic, floors] of this.dropFloors) {
-      floors.forEach((before, p) => ops.push({ t: 'evict', topic, p, before }))
+      floors.forEach((before, p) => {
+        const above = this.evictedAbove.get(topic)?.[p]
+        ops.push({
+          t: 'evict',
+          topic,
+          p,
+          before,
+          ...(above === undefined || above.size === 0 ? {} : { o: [...above] }),
+        })
+      })
     }
     return ops
   }
@@ -217,17 +230,16 @@ export class SubscriptionRegistry {
     deadLetterTopic: string,
   ): Promise<void> {
     await this.services.ensureTopic(deadLetterTopic, source)
-    const headers = {
-      ...record.headers,
-      [DeadLetterHeaders.OriginalTopic]: source.name,
-      [DeadLetterHeaders.OriginalPartition]: String(partition),
-      [DeadLetterHeaders.OriginalOffset]: String(record.offset),
-      [DeadLetterHeaders.OriginalTimestamp]: String(record.timestamp),
-      [DeadLetterHeaders.Subscription]: subscription,
-      [DeadLetterHeaders.Attempts]: String(attempts),
-      [DeadLetterHeaders.Error]: reason,
-      [DeadLetterHeaders.DeadLetteredAt]: String(this.services.clock.now()),
-    }
+    const headers = deadLetterHeaders(record.headers, {
+      topic: source.name,
+      partition,
+      offset: record.offset,
+      timestamp: record.timestamp,
+      subscription,
+      attempts,
+      error: reason,
+      deadLetteredAt: this.services.clock.now(),
+    })
     await this.services.append(deadLetterTopic, [
       { id: record.id, key: record.key, headers, payload: record.payload, format: record.format, deliverAt: 0 },
     ])
@@ -252,6 +264,12 @@ export class SubscriptionRegistry {
         config.startAt === StartAt.Latest ? log.endOffset : Math.max(log.startOffset, this.dropFloor(topic, p)),
       )
       const state = newSubscriptionState(topic.name, name, config.ordering, config.delivery, floors)
+      // Evicted past a message some subscription held: gone for this one too.
+      state.partitions.forEach((partition, p) => {
+        for (const offset of this.evictedAbove.get(topic.name)?.[p] ?? []) {
+          if (offset >= partition.acks.floor) partition.acks.add(offset)
+        }
+      })
       await this.persist(topic, stateAsOps(state))
       let subs = this.states.get(topic.name)
       if (subs === undefined) {
@@ -414,8 +432,9 @@ export class SubscriptionRegistry {
     const out: StoredRecord[] = []
     for (let p = 0; p < topic.logs.length && out.length < max; p++) {
       const log = topic.logs[p]!
+      const evicted = this.evictedAbove.get(topic.name)?.[p]
       for (const record of await log.read(Math.max(log.startOffset, this.dropFloor(topic, p)), max - out.length)) {
-        out.push(toStoredRecord(record, p))
+        if (evicted?.has(record.offset) !== true) out.push(toStoredRecord(record, p))
       }
     }
     return out
@@ -454,6 +473,7 @@ export class SubscriptionRegistry {
     this.dispatchers.delete(topic.name)
     this.states.delete(topic.name)
     this.dropFloors.delete(topic.name)
+    this.evictedAbove.delete(topic.name)
     await this.persist(topic, [{ t: 'drop-topic', topic: topic.name }])
   }
 
@@ -490,7 +510,11 @@ export class SubscriptionRegistry {
     const log = topic.logs[partition]!
     const head = this.backlogHead(topic, partition)
     const map = this.dispatchers.get(topic.name)
-    if (map === undefined || map.size === 0) return Math.max(0, log.endOffset - head)
+    if (map === undefined || map.size === 0) {
+      let evicted = 0
+      for (const offset of this.evictedAbove.get(topic.name)?.[partition] ?? []) if (offset >= head) evicted++
+      return Math.max(0, log.endOffset - head - evicted)
+    }
     let most = 0
     for (const dispatcher of map.values()) most = Math.max(most, dispatcher.unackedFrom(partition, head))
     return most
@@ -509,15 +533,109 @@ export class SubscriptionRegistry {
     return this.dropFloors.get(topic.name)?.[partition] ?? 0
   }
 
-  /** drop-oldest evicts a partition's messages below `before`: for reads, new subscriptions and every subscription. */
-  async evict(topic: Topic, partition: number, before: number): Promise<void> {
-    const floors = this.dropFloors.get(topic.name) ?? []
-    floors[partition] = Math.max(floors[partition] ?? 0, before)
-    this.dropFloors.set(topic.name, floors)
-    for (const dispatcher of this.dispatchers.get(topic.name)?.values() ?? []) dispatcher.evicted(partition, before)
-    if (this.journal !== null && topic.info.durability !== Durability.Memory) {
-      await this.journal.append([{ t: 'evict', topic: topic.name, p: partition, before }], false)
+  /**
+   * Whether drop-oldest may evict a message: some subscription has not
+   * acknowledged it (or there is none), and no subscription holds it
+   * (leased, being dead-lettered, reserved by an eviction): a message in
+   * flight is never evicted, so its handler's success counts and its key
+   * stays held until the handler ends.
+   */
+  evictable(topic: Topic, partition: number, offset: number): boolean {
+    if (this.evictedAbove.get(topic.name)?.[partition]?.has(offset) === true) return false
+    const map = this.dispatchers.get(topic.name)
+    if (map === undefined || map.size === 0) return true
+    let unacked = false
+    for (const dispatcher of map.values()) {
+      if (dispatcher.holds(partition, offset)) return false
+      if (!dispatcher.isAcked(partition, offset)) unacked = true
     }
+    return unacked
+  }
+
+  /** Messages the subscriptions of a topic hold (an upper bound): how many an eviction may pass over. */
+  heldCount(topic: Topic): number {
+    let n = 0
+    for (const dispatcher of this.dispatchers.get(topic.name)?.values() ?? []) n += dispatcher.heldCount
+    return n
+  }
+
+  /**
+   * drop-oldest, step one: reserves the chosen messages (each `evictable`
+   * now: call it in the same turn) in every subscription, so that none is
+   * leased or acknowledged while their dead letters are written. Then
+   * `complete` (the dead letters are stored: the messages are acknowledged
+   * as dropped in each subscription that had not acknowledged them, and the
+   * eviction floor advances past what is gone) or `abort` (offered again).
+   */
+  reserveEviction(topic: Topic, victims: ReadonlyMap<number, readonly number[]>): Eviction {
+    const reserved: { dispatcher: Dispatcher; partition: number; offsets: number[] }[] = []
+    for (const dispatcher of this.dispatchers.get(topic.name)?.values() ?? []) {
+      for (const [partition, offsets] of victims) {
+        reserved.push({ dispatcher, partition, offsets: dispatcher.reserveEviction(partition, offsets) })
+      }
+    }
+    return {
+      complete: async () => {
+        const acks = reserved.map(({ dispatcher, partition, offsets }) =>
+          dispatcher.completeEviction(partition, offsets).catch(() => undefined),
+        )
+        const floors: StateOp[] = []
+        for (const [partition, offsets] of victims) {
+          const before = this.passEvicted(topic, partition, new Set(offsets), Math.max(...offsets) + 1)
+          const above = offsets.filter((o) => o >= before)
+          this.raiseDropFloor(topic.name, partition, before, above)
+          floors.push({
+            t: 'evict',
+            topic: topic.name,
+            p: partition,
+            before,
+            ...(above.length > 0 ? { o: above } : {}),
+          })
+        }
+        await Promise.all(acks)
+        if (floors.length > 0 && this.journal !== null && topic.info.durability !== Durability.Memory) {
+          await this.journal.append(floors, false)
+        }
+      },
+      abort: () => {
+        for (const { dispatcher, partition, offsets } of reserved) dispatcher.abortEviction(partition, offsets)
+      },
+    }
+  }
+
+  /**
+   * Moves a partition's eviction floor (for reads, new subscriptions and
+   * retention) over the messages from the backlog head up to `upTo` that are
+   * gone: evicted (now or before), or acknowledged by every subscription and
+   * held by none. Returns where the floor goes (it only moves up).
+   */
+  private passEvicted(topic: Topic, partition: number, evicted: ReadonlySet<number>, upTo: number): number {
+    const map = this.dispatchers.get(topic.name)
+    const before = this.evictedAbove.get(topic.name)?.[partition]
+    const gone = (offset: number): boolean => {
+      if (map === undefined || map.size === 0) return evicted.has(offset) || before?.has(offset) === true
+      for (const dispatcher of map.values()) {
+        if (!dispatcher.isAcked(partition, offset) || dispatcher.holds(partition, offset)) return false
+      }
+      return true
+    }
+    let floor = Math.max(this.dropFloor(topic, partition), this.backlogHead(topic, partition))
+    while (floor < upTo && gone(floor)) floor++
+    return floor
+  }
+
+  /** Raises a partition's drop floor to `before` and notes `above`, offsets evicted above it; forgets those below. */
+  private raiseDropFloor(topic: string, partition: number, before: number, above: readonly number[]): void {
+    const floors = this.dropFloors.get(topic) ?? []
+    const floor = Math.max(floors[partition] ?? 0, before)
+    floors[partition] = floor
+    this.dropFloors.set(topic, floors)
+    const sets = this.evictedAbove.get(topic) ?? []
+    const set = sets[partition] ?? new Set<number>()
+    for (const offset of above) set.add(offset)
+    for (const offset of set) if (offset < floor) set.delete(offset)
+    sets[partition] = set
+    this.evictedAbove.set(topic, sets)
   }
 
   /** Retention deleted a partition's data below `startOffset`. */
@@ -569,6 +687,14 @@ export class SubscriptionRegistry {
     this.dispatchers.clear()
     await this.journal?.close()
   }
+}
+
+/** A drop-oldest eviction under way: its messages are reserved until it completes or aborts. */
+export interface Eviction {
+  /** The dead letters are stored (or there are none to store): the messages are gone. */
+  complete(): Promise<void>
+  /** The dead letters could not be stored: the messages are offered again. */
+  abort(): void
 }
 
 /** Names the message a transaction acknowledges, to tell a repeated commit from a reused transaction id. */

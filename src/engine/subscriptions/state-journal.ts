@@ -76,8 +76,18 @@ export type StateOp =
       readonly out: readonly { readonly topic: string; readonly records: readonly TxRecord[] }[]
     }
   | { readonly t: 'tx-done'; readonly id: string; readonly topic: string }
-  /** drop-oldest evicted everything below `before` in partition `p` (for every subscription, and for reads). */
-  | { readonly t: 'evict'; readonly topic: string; readonly p: number; readonly before: number }
+  /**
+   * drop-oldest evicted everything below `before` in partition `p` (for
+   * every subscription, and for reads), and the offsets `o` above it (evicted
+   * past messages that a subscription held then).
+   */
+  | {
+      readonly t: 'evict'
+      readonly topic: string
+      readonly p: number
+      readonly before: number
+      readonly o?: readonly number[]
+    }
   | { readonly t: 'drop-sub'; readonly topic: string; readonly sub: string }
   | { readonly t: 'drop-topic'; readonly topic: string }
 

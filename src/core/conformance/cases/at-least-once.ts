@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import { ErrorCode, SluiceError } from '../../errors.ts'
 import type { Message } from '../../message.ts'
 import type { ConformanceTarget } from '../target.ts'
-import { deferred, eventually, turns, uniqueName } from '../helpers.ts'
+import { deferred, eventually, publishMany, turns, uniqueName } from '../helpers.ts'
 
 export function atLeastOnceCases(target: ConformanceTarget): void {
   test('a throwing handler gets the message again after the backoff, not before', async (t) => {
@@ -220,5 +220,35 @@ export function atLeastOnceCases(target: ConformanceTarget): void {
     await again.ack()
     await assert.rejects(again.extend(100), (err: SluiceError) => err.code === ErrorCode.LeaseLost)
     await sub.close()
+  })
+
+  test('a slow redrive moves each dead letter exactly once: moved is what left the dead-letter topic and what arrived, also past a lease timeout', async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const topic = uniqueName('slow-redrive')
+    const dlq = `${topic}.dlq`
+    await sluice.createTopic(topic)
+    await sluice.createTopic(dlq)
+    // 70 dead letters at 1 per second take 70 s: longer than any one lease of them should be trusted to last.
+    const letters = await publishMany(
+      sluice,
+      dlq,
+      Array.from({ length: 70 }, (_, i) => ({ data: i, headers: { 'sluice-original-topic': topic } })),
+    )
+    const progress = { done: false }
+    const redrive = sluice.redrive(topic, { ratePerSecond: 1 }).finally(() => (progress.done = true))
+    for (let s = 0; s < 200 && !progress.done; s++) await instance.advance(1000, 250)
+    const result = await redrive
+    const arrived = (await sluice.read(topic, 0, 0, 1000)).map((m) => m.id)
+    const left = (await sluice.deadLetters(topic, { max: 1000 })).length
+    assert.equal(new Set(arrived).size, arrived.length, 'a dead letter arrived twice')
+    assert.equal(result.moved, arrived.length, 'moved is what arrived in the target')
+    assert.equal(result.moved, letters.length - left, 'moved is what left the dead-letter topic')
+    // Whatever is left moves once more, and only it.
+    const again = await sluice.redrive(topic, { ratePerSecond: 10_000 })
+    assert.equal(again.moved, left)
+    const all = (await sluice.read(topic, 0, 0, 1000)).map((m) => m.id)
+    assert.deepEqual(all.sort(), letters.map((r) => r.id).sort(), 'every dead letter arrived exactly once')
+    assert.deepEqual(await sluice.deadLetters(topic), [])
   })
 }

@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import { ErrorCode, QueueFullError, RateLimitedError, SluiceError } from '../../errors.ts'
 import type { Message } from '../../message.ts'
 import type { ConformanceTarget } from '../target.ts'
-import { deferred, eventually, publishMany, turns, uniqueName } from '../helpers.ts'
+import { deferred, eventually, publishMany, seededRandom, turns, uniqueName } from '../helpers.ts'
 
 function code(expected: string) {
   return (err: unknown): boolean => {
@@ -387,5 +387,100 @@ export function backpressureCases(target: ConformanceTarget): void {
     await big
     await behind
     assert.equal((await sluice.stats(topic)).messages, 9)
+  })
+}
+
+export function dropOldestUnderLoadCases(target: ConformanceTarget): void {
+  test("'drop-oldest' under load evicts only messages no handler has: none both handled and evicted, keys one at a time, no lost lease, one count everywhere", async (t) => {
+    const seed = Math.floor(Math.random() * 2 ** 31)
+    t.diagnostic(`seed ${seed}`)
+    const random = seededRandom(seed)
+    const { sluice } = await target.open(t)
+    const topic = uniqueName('drop-load')
+    const dlq = `${topic}.evicted`
+    await sluice.createTopic(topic, {
+      partitions: 2,
+      limits: { maxMessages: 80, overflow: 'drop-oldest', deadLetter: dlq },
+    })
+    const handled = new Set<string>()
+    const leaseLost: string[] = []
+    const activeByKey = new Map<string, number>()
+    let sameKeyAtOnce = 0
+    await sluice.subscribe<number>(
+      topic,
+      'work',
+      async (m) => {
+        const key = m.key!
+        const active = (activeByKey.get(key) ?? 0) + 1
+        activeByKey.set(key, active)
+        if (active > 1) sameKeyAtOnce++
+        await turns(Math.floor(random() * 6))
+        // Done with the key: acknowledging lets the next message of the key go.
+        activeByKey.set(key, active - 1)
+        try {
+          await m.ack()
+          handled.add(m.id)
+        } catch (err) {
+          if (err instanceof SluiceError && err.code === ErrorCode.LeaseLost) leaseLost.push(m.id)
+          else throw err
+        }
+      },
+      { ordering: 'key', concurrency: 8, maxAttempts: 1000, backoff: { initialMs: 0, maxMs: 0 } },
+    )
+    const total = 600
+    const ids: string[] = []
+    // Fast: several batches on their way at once, far faster than the handlers go. The bound (80) leaves room for
+    // what is in flight (at most concurrency + prefetch, 16) besides the batches being stored (40).
+    for (let i = 0; i < total; i += 40) {
+      const receipts = await Promise.all(
+        Array.from({ length: 4 }, (_, b) =>
+          sluice.publishBatch(
+            topic,
+            Array.from({ length: 10 }, (_, j) => ({ data: i + b * 10 + j, key: `key-${(i + b * 10 + j) % 20}` })),
+          ),
+        ),
+      )
+      for (const batch of receipts) ids.push(...batch.map((r) => r.id))
+    }
+    const evictedIds = async (): Promise<string[]> => {
+      const out: string[] = []
+      for (let p = 0; p < 2; p++) out.push(...(await sluice.read(dlq, p, 0, 10_000)).map((m) => m.id))
+      return out
+    }
+    await eventually(
+      'every message handled or evicted',
+      async () => handled.size + leaseLost.length + (await evictedIds()).length >= total,
+    )
+    const evicted = await evictedIds()
+    const both = evicted.filter((id) => handled.has(id))
+    const stats = await sluice.stats(topic)
+    t.diagnostic(
+      `handled ${handled.size}, evicted ${evicted.length}, both ${both.length}, same key at once ${sameKeyAtOnce}, lease lost ${leaseLost.length}, dropped ${stats.dropped} / ${stats.subscriptions[0]!.dropped}`,
+    )
+    assert.equal(both.length, 0, `${both.length} messages were handled and also dead-lettered as evicted`)
+    assert.equal(sameKeyAtOnce, 0, 'handlers of the same key ran at once')
+    assert.deepEqual(leaseLost, [], 'handler successes were refused with LEASE_LOST')
+    assert.equal(new Set(evicted).size, evicted.length, 'a message was dead-lettered twice')
+    assert.deepEqual(new Set([...handled, ...evicted]), new Set(ids), 'every message was either handled or evicted')
+    assert.ok(evicted.length > 0, 'nothing was evicted: the test did not fill the topic')
+    assert.equal(stats.dropped, evicted.length, "the topic's dropped count is the evicted count")
+    assert.equal(
+      stats.subscriptions[0]!.dropped,
+      evicted.length,
+      "the subscription's dropped count is the evicted count",
+    )
+    // A subscription created now gets none of the evicted, also of those evicted past messages in flight then.
+    const late: string[] = []
+    await sluice.subscribe(topic, 'late', (m) => void late.push(m.id))
+    await eventually(
+      "the late subscription's backlog",
+      async () => (await sluice.stats(topic)).subscriptions.find((s) => s.subscription === 'late')!.depth === 0,
+    )
+    const gone = new Set(evicted)
+    assert.deepEqual(
+      late.filter((id) => gone.has(id)),
+      [],
+      'a subscription created later got evicted messages',
+    )
   })
 }
