@@ -22,7 +22,7 @@ async function startBroker(t: TestContext, dir: string): Promise<{ broker: Child
 
 test('an APPEND sent again after the broker was killed -9 (same producer id and sequence) is recognised although later appends sealed its segment', async (t) => {
   const dir = await tempDir(t)
-  let { broker, driver } = await startBroker(t, dir)
+  const { broker, driver } = await startBroker(t, dir)
   await driver.createTopic('orders', { partitions: 1, segmentBytes: 1024 })
   const append = appendRecord('order-1', { producerId: 'producer-a', sequence: 7 })
   const first = await driver.append('orders', [append])
@@ -35,8 +35,8 @@ test('an APPEND sent again after the broker was killed -9 (same producer id and 
   }
   await broker.kill9()
   await driver.close()
-  ;({ broker, driver } = await startBroker(t, dir))
-  const again = await driver.append('orders', [append])
+  const restarted = (await startBroker(t, dir)).driver
+  const again = await restarted.append('orders', [append])
   assert.deepEqual(again, [{ ...first[0]!, duplicate: true }], 'the retry gets the first receipt, not offset 101')
-  assert.equal((await driver.read('orders', 0, 0, 1000)).length, 101, 'nothing stored twice')
+  assert.equal((await restarted.read('orders', 0, 0, 1000)).length, 101, 'nothing stored twice')
 })
