@@ -31,6 +31,18 @@ const steps: Step[] = [
     env: { SLUICE_BROKER_KILLS: '200' },
   },
   {
+    name: 'kill-embedded-small-segments',
+    what: 'kill-embedded with 1 KiB segments (the smallest): retries and repeated ids are recognised across sealed segments',
+    test: 'test/fault/kill-embedded.test.ts',
+    env: { SLUICE_CRASH_KILLS: '100', SLUICE_SEGMENT_BYTES: '1024' },
+  },
+  {
+    name: 'kill-broker-small-segments',
+    what: 'kill-broker with 1 KiB segments (the smallest): a retry after a restart finds its first copy in a sealed segment',
+    test: 'test/fault/kill-broker.test.ts',
+    env: { SLUICE_BROKER_KILLS: '100', SLUICE_SEGMENT_BYTES: '1024' },
+  },
+  {
     name: 'power-loss',
     what: 'power cuts at random file operations, unsynced sectors kept, dropped or torn (fsync and interval)',
     test: 'test/fault/power-loss.test.ts',

@@ -43,7 +43,8 @@ export class Dedup {
 
   constructor(
     private readonly perProducer = 10_000,
-    private readonly idleMs = 10 * 60_000,
+    /** A producer not heard from for this long (ms) is forgotten. */
+    readonly idleMs = 10 * 60_000,
   ) {}
 
   private producer(topic: string, producerId: string, now: number): Producer {
@@ -57,7 +58,8 @@ export class Dedup {
       producer = { ranges: [], sequences: 0, lastUsed: now }
       producers.set(producerId, producer)
     }
-    producer.lastUsed = now
+    // Records remembered at open come partition by partition, so not in time order.
+    producer.lastUsed = Math.max(producer.lastUsed, now)
     return producer
   }
 

@@ -28,7 +28,7 @@ import {
   topicInfoFrom,
 } from '../core/validate.ts'
 import { CacheBudget } from './log/cache-budget.ts'
-import { FileLog } from './log/file-log.ts'
+import { FileLog, type RecentRecord } from './log/file-log.ts'
 import { nodeFileSystem, type FileSystem } from './log/files.ts'
 import { MemoryLog } from './log/memory-log.ts'
 import type { PartitionLog, RecoveryReport } from './log/partition-log.ts'
@@ -171,6 +171,7 @@ export class Engine implements Driver {
       // when it committed (its ack is recorded), so a refusal now could only lose them.
       append: (topic, records) => this.append(topic, records, { committed: true }),
       checkAppend: (topic, records) => this.checkAppend(topic, records),
+      recallProducers: (topic, producerIds, sinceMs) => this.recallProducers(topic, producerIds, sinceMs),
       progressed: (topic, count) => topic.flow.drained(count / Math.max(1, this.registry.subscriptionCount(topic))),
     })
     for (const topic of this.topics.values()) this.registry.attach(topic)
@@ -230,6 +231,7 @@ export class Engine implements Driver {
         spillDir: () => join(this.spillRoot(), `${info.name}.${info.createdAt}`, String(partition)),
       })
     }
+    const now = this.clock.now()
     const log = await FileLog.open({
       dir: join(topicDir, String(partition)),
       fs: this.fs,
@@ -239,24 +241,11 @@ export class Engine implements Driver {
       segmentBytes: info.segmentBytes,
       cacheBytes: this.options.cacheBytesPerPartition ?? 4 * 1024 * 1024,
       cacheBudget: this.cacheBudget,
-      recentSinceMs: info.dedupWindowMs > 0 ? this.clock.now() - info.dedupWindowMs : undefined,
+      recentSinceMs: info.dedupWindowMs > 0 ? now - info.dedupWindowMs : undefined,
+      // A producer silent for longer is forgotten anyway, restart or not.
+      producersSinceMs: now - this.dedup.idleMs,
     })
-    for (const r of log.recentRecords) {
-      const receipt: Receipt = { id: r.id, partition, offset: r.offset, duplicate: false }
-      if (r.producerId !== '') {
-        const range = this.dedup.rememberRange(
-          info.name,
-          r.producerId,
-          r.sequence,
-          1,
-          Promise.resolve([receipt]),
-          0,
-          this.clock.now(),
-        )
-        this.dedup.settleRange(range, [receipt])
-      }
-      if (r.idFromProducer) this.dedup.rememberId(info.name, r.id, receipt, r.timestamp)
-    }
+    for (const r of log.recentRecords) this.rememberStored(info.name, partition, r)
     log.recentRecords = []
     if (log.recovery !== null) {
       this.recoveries.push(log.recovery)
@@ -271,6 +260,42 @@ export class Engine implements Driver {
       report(log.recovery)
     }
     return log
+  }
+
+  /** Tells deduplication of a record stored before this open (oldest first). */
+  private rememberStored(topic: string, partition: number, r: RecentRecord): void {
+    const receipt: Receipt = { id: r.id, partition, offset: r.offset, duplicate: false }
+    if (r.producerId !== '' && this.dedup.findSequence(topic, r.producerId, r.sequence) === undefined) {
+      const range = this.dedup.rememberRange(
+        topic,
+        r.producerId,
+        r.sequence,
+        1,
+        Promise.resolve([receipt]),
+        0,
+        r.timestamp,
+      )
+      this.dedup.settleRange(range, [receipt])
+    }
+    if (r.idFromProducer) this.dedup.rememberId(topic, r.id, receipt, r.timestamp)
+  }
+
+  /**
+   * Finds the records of `producerIds` stored in `topicName` at or after
+   * `sinceMs`, however long ago, and remembers their sequences, so that
+   * appending them again is recognised (a transaction's outputs, published
+   * again after a crash). Throws TOPIC_NOT_FOUND.
+   */
+  private async recallProducers(topicName: string, producerIds: ReadonlySet<string>, sinceMs: number): Promise<void> {
+    const topic = this.topic(topicName)
+    for (const [partition, log] of topic.logs.entries()) {
+      // A memory log starts empty at open: nothing stored before it to find.
+      if (!(log instanceof FileLog)) continue
+      await log.scanSince(sinceMs, (record) => {
+        if (producerIds.has(record.producerId))
+          this.rememberStored(topicName, partition, { ...record, idFromProducer: false })
+      })
+    }
   }
 
   private checkOpen(): void {

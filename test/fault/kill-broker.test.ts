@@ -15,7 +15,9 @@ const kills = scale('SLUICE_BROKER_KILLS', 4)
 
 test(`a producer and a consumer process talk only through a broker that is killed -9 ${kills} times: nothing acknowledged is lost, nothing stored twice, key order kept`, async (t) => {
   const seed = runSeed()
-  t.diagnostic(`seed ${seed} (replay with SLUICE_SEED=${seed})`)
+  t.diagnostic(
+    `seed ${seed} (replay with SLUICE_SEED=${seed}), segment bytes ${process.env['SLUICE_SEGMENT_BYTES'] ?? 'default'}`,
+  )
   const random = seededRandom(seed)
   const dir = await tempDir(t)
   const port = await freePort()
@@ -94,6 +96,7 @@ test(`a producer and a consumer process talk only through a broker that is kille
   )
   await reportFigures('kill-broker', {
     kills,
+    segmentBytes: process.env['SLUICE_SEGMENT_BYTES'] ?? 'default',
     ms: Date.now() - started,
     failedPublishes: failed,
     retriesRecognised,

@@ -13,7 +13,9 @@ const kills = scale('SLUICE_CRASH_KILLS', 20)
 
 test(`every message receipted under fsync survives ${kills} kill -9s of the embedded engine's process at random moments, once, in key order, with no offset gaps`, async (t) => {
   const seed = runSeed()
-  t.diagnostic(`seed ${seed} (replay with SLUICE_SEED=${seed})`)
+  t.diagnostic(
+    `seed ${seed} (replay with SLUICE_SEED=${seed}), segment bytes ${process.env['SLUICE_SEGMENT_BYTES'] ?? 'default'}`,
+  )
   const random = seededRandom(seed)
   const dir = await tempDir(t)
   const history = new History(seed)
@@ -56,6 +58,7 @@ test(`every message receipted under fsync survives ${kills} kill -9s of the embe
   assert.ok(report.acknowledged > kills * 10, `too few receipts (${report.acknowledged}) for the test to mean much`)
   await reportFigures('kill-embedded', {
     kills,
+    segmentBytes: process.env['SLUICE_SEGMENT_BYTES'] ?? 'default',
     killedDuringOpen: killedBeforeReady,
     ms: Date.now() - started,
     ...report,

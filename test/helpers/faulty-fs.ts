@@ -1,12 +1,15 @@
+import { sep } from 'node:path'
 import { nodeFileSystem, type FileSystem, type LogFile } from '../../src/engine/log/files.ts'
 
 /**
  * The real file system with failures switched on by the test: `failWrites`
- * makes writes fail (ENOSPC by default), `failSyncs` makes fdatasync fail.
+ * makes writes fail (ENOSPC by default), `failSyncs` makes fdatasync fail;
+ * with `failUnder`, only those of files under that directory.
  */
 export class FaultyFileSystem implements FileSystem {
   failWrites: string | null = null
   failSyncs: string | null = null
+  failUnder: string | null = null
   /** What `freeBytes` answers, when set (else the real figure). */
   freeBytesAnswer: number | null = null
   writes = 0
@@ -20,11 +23,13 @@ export class FaultyFileSystem implements FileSystem {
 
   async open(path: string, mode: 'read' | 'write' | 'create'): Promise<LogFile> {
     const file = await nodeFileSystem.open(path, mode)
+    const failing = (code: string | null): code is string =>
+      code !== null && (this.failUnder === null || path.startsWith(this.failUnder + sep))
     return {
       path: file.path,
       write: async (data, position) => {
         this.writes++
-        if (this.failWrites !== null) {
+        if (failing(this.failWrites)) {
           // A partial write first, as a filling disk does.
           await file.write(data.subarray(0, Math.floor(data.length / 2)), position)
           throw this.errorFor(this.failWrites, path)
@@ -33,7 +38,7 @@ export class FaultyFileSystem implements FileSystem {
       },
       writev: async (buffers, position) => {
         this.writes++
-        if (this.failWrites !== null) {
+        if (failing(this.failWrites)) {
           await file.write(buffers[0]!.subarray(0, Math.floor(buffers[0]!.length / 2)), position)
           throw this.errorFor(this.failWrites, path)
         }
@@ -41,7 +46,7 @@ export class FaultyFileSystem implements FileSystem {
       },
       writevSync: (buffers, position) => {
         this.writes++
-        if (this.failWrites !== null) {
+        if (failing(this.failWrites)) {
           file.writevSync([buffers[0]!.subarray(0, Math.floor(buffers[0]!.length / 2))], position)
           throw this.errorFor(this.failWrites, path)
         }
@@ -50,7 +55,7 @@ export class FaultyFileSystem implements FileSystem {
       read: (buffer, position, length) => file.read(buffer, position, length),
       sync: async () => {
         this.syncs++
-        if (this.failSyncs !== null) throw this.errorFor(this.failSyncs, path)
+        if (failing(this.failSyncs)) throw this.errorFor(this.failSyncs, path)
         return file.sync()
       },
       truncate: (size) => file.truncate(size),

@@ -51,9 +51,15 @@ export interface FileLogOptions {
   /**
    * Collect, at open, the records stored since this time (ms) whose id the
    * producer chose, so duplicates are still recognised after a restart.
-   * Records with a producer id are collected from the tail segment anyway.
+   * Undefined: none (deduplication by id is off).
    */
   readonly recentSinceMs?: number
+  /**
+   * Collect, at open, the records with a producer id stored since this time
+   * (ms), so that retries of appends from before a restart are still
+   * recognised. Those of the tail segment are collected whatever their age.
+   */
+  readonly producersSinceMs?: number
   /**
    * The most bytes at the active segment's end left unsynced (default
    * `maxUnsyncedBytes`): recovery cuts damage within it as a torn tail.
@@ -103,6 +109,8 @@ interface PendingAppend {
 const readChunkBytes = 1024 * 1024
 /** The most one write takes: bigger batches would leave the CPU idle while the disk works. */
 const maxWriteBytes = 1024 * 1024
+/** Records per read when scanning segments at open (a bound on the memory a scan holds). */
+const scanBatchRecords = 256
 /** An active segment is sealed for retention only after this long without appends. */
 const quietRollMs = 60_000
 /** Batches up to this size are written without the thread pool: see `LogFile.writevSync`. */
@@ -133,9 +141,9 @@ export class FileLog implements PartitionLog {
   /** What recovery cut from a torn tail when this log was opened. */
   recovery: RecoveryReport | null = null
   /**
-   * Records with a producer id found in the tail segment at open (the last
-   * ones written), so that retries of appends from before a restart are
-   * still recognised. Taken (and cleared) by the engine.
+   * Records found at open that deduplication must know of (see
+   * `recentSinceMs` and `producersSinceMs`), oldest first, from every
+   * segment written within those times. Taken (and cleared) by the engine.
    */
   recentRecords: RecentRecord[] = []
 
@@ -239,6 +247,7 @@ export class FileLog implements PartitionLog {
       else await this.loadTail(segment)
       this.segments.push(segment)
     }
+    await this.collectSealed()
   }
 
   private async loadSealed(segment: Segment): Promise<void> {
@@ -261,36 +270,61 @@ export class FileLog implements PartitionLog {
     await fs.writeFileAtomic(segment.indexPath, scan.index.encode(scan.summary))
   }
 
-  private noteRecent(record: LogRecord, idsSince: number): void {
-    const idCounts = record.idFromProducer && record.timestamp >= idsSince
-    if (record.producerId === '' && !idCounts) return
+  private noteRecent(record: LogRecord, producersSince: number): void {
+    const idCounts = record.idFromProducer && record.timestamp >= (this.options.recentSinceMs ?? Infinity)
+    const producerCounts = record.producerId !== '' && record.timestamp >= producersSince
+    if (!idCounts && !producerCounts) return
     this.recentRecords.push({
       id: record.id,
       idFromProducer: idCounts,
-      producerId: record.producerId,
+      producerId: producerCounts ? record.producerId : '',
       sequence: record.sequence,
       offset: record.offset,
       timestamp: record.timestamp,
     })
   }
 
-  /** Adds the records of sealed segments written since `since` to recentRecords (before the tail's). */
-  private async collectSealed(since: number): Promise<void> {
+  /**
+   * Adds the records of sealed segments written within `recentSinceMs` or
+   * `producersSinceMs` to recentRecords, before the tail's: a window is a
+   * time, and a small segment size or a burst of traffic can seal the
+   * segment of a message published a moment ago.
+   */
+  private async collectSealed(): Promise<void> {
+    const producersSince = this.options.producersSinceMs ?? Infinity
+    const since = Math.min(this.options.recentSinceMs ?? Infinity, producersSince)
+    if (since === Infinity) return
     const tail = this.recentRecords
     this.recentRecords = []
-    for (const segment of this.segments.slice(0, -1)) {
-      if (segment.lastTimestamp < since) continue
-      for (let from = segment.baseOffset; from < segment.nextOffset;) {
-        const records = await this.read(from, 1000)
+    await this.visit(this.segments.slice(0, -1), since, (record) => this.noteRecent(record, producersSince))
+    for (const record of tail) this.recentRecords.push(record)
+  }
+
+  /**
+   * Calls `visit` with every record, oldest first, of the segments holding
+   * records stored at or after `sinceMs` (ms): each segment knows the time of
+   * its newest record, so older ones are not read. What was stored during
+   * the scan may be left out.
+   */
+  scanSince(sinceMs: number, visit: (record: LogRecord) => void): Promise<void> {
+    return this.visit([...this.segments], sinceMs, visit)
+  }
+
+  private async visit(
+    segments: readonly Segment[],
+    sinceMs: number,
+    visit: (record: LogRecord) => void,
+  ): Promise<void> {
+    for (const segment of segments) {
+      if (segment.lastTimestamp < sinceMs || segment.deleted) continue
+      const end = segment.nextOffset
+      for (let from = segment.baseOffset; from < end;) {
+        const records = await this.read(from, scanBatchRecords)
         if (records.length === 0) break
-        for (const record of records) {
-          if (record.offset >= segment.nextOffset) break
-          if (record.idFromProducer && record.timestamp >= since) this.noteRecent(record, since)
-        }
+        for (const record of records) if (record.offset < end) visit(record)
         from = records[records.length - 1]!.offset + 1
       }
     }
-    this.recentRecords.push(...tail)
   }
 
   private async loadTail(segment: Segment): Promise<void> {

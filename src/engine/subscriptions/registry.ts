@@ -35,9 +35,26 @@ export interface EngineServices {
   append(topic: string, records: readonly AppendRecord[]): Promise<Receipt[]>
   /** Throws what append would refuse (unknown topic, too large), without storing anything. */
   checkAppend(topic: string, records: readonly AppendRecord[]): void
+  /**
+   * Remembers, for deduplication, the records of `producerIds` stored in
+   * `topic` at or after `sinceMs`, however long ago. Throws TOPIC_NOT_FOUND.
+   */
+  recallProducers(topic: string, producerIds: ReadonlySet<string>, sinceMs: number): Promise<void>
   /** A subscription of `topic` acknowledged `count` messages. */
   progressed(topic: Topic, count: number): void
 }
+
+/** The producer id of a transaction's outputs: their sequences are the outputs' places in the transaction. */
+function txProducerId(txId: string): string {
+  return `tx:${txId}`
+}
+
+/**
+ * How far the clock may have stepped back between a commit and the storing of
+ * its outputs (their timestamps are taken then): the search for them starts
+ * this much before the commit.
+ */
+const clockStepMs = 60_000
 
 /**
  * Every subscription of the engine: their durable state (one journal for
@@ -345,6 +362,7 @@ export class SubscriptionRegistry {
     const op: Extract<StateOp, { t: 'tx' }> = {
       t: 'tx',
       id: txId,
+      at: this.services.clock.now(),
       topic: topic.name,
       sub: dispatcher.name,
       p: ref.partition,
@@ -386,7 +404,11 @@ export class SubscriptionRegistry {
     return result
   }
 
-  /** Stores a committed transaction's outputs (again, after a crash: the producer id makes repeats harmless). */
+  /**
+   * Stores a committed transaction's outputs (again, after a crash: the
+   * producer id `txProducerId(op.id)` makes repeats harmless, see
+   * `resumeTransactions`).
+   */
   private async publishOutputs(op: Extract<StateOp, { t: 'tx' }>): Promise<Receipt[][]> {
     let sequence = 0
     const receipts: Receipt[][] = []
@@ -399,7 +421,7 @@ export class SubscriptionRegistry {
         format: r.format as PayloadFormat,
         deliverAt: r.deliverAt,
         idFromProducer: r.idFromProducer,
-        producerId: `tx:${op.id}`,
+        producerId: txProducerId(op.id),
         sequence: sequence++,
       }))
       receipts.push(
@@ -412,9 +434,33 @@ export class SubscriptionRegistry {
     return receipts
   }
 
-  /** Finishes transactions journaled before a crash whose outputs may not all be stored. */
+  /**
+   * Finishes transactions journaled before a crash whose outputs may not all
+   * be stored. Those stored already are found in the output topics first,
+   * from the commit's time on: the crash (or the failure that kept a
+   * transaction pending) may be older than any deduplication window, and a
+   * window would then let the outputs be stored twice.
+   */
   async resumeTransactions(): Promise<void> {
-    for (const op of [...this.pendingTx.values()]) {
+    const pending = [...this.pendingTx.values()]
+    const outputs = new Map<string, { producerIds: Set<string>; sinceMs: number }>()
+    for (const op of pending) {
+      for (const output of op.out) {
+        const entry = outputs.get(output.topic) ?? { producerIds: new Set<string>(), sinceMs: Infinity }
+        entry.producerIds.add(txProducerId(op.id))
+        // Journals written before commits carried their time: search the whole topic.
+        entry.sinceMs = Math.min(entry.sinceMs, typeof op.at === 'number' ? op.at - clockStepMs : 0)
+        outputs.set(output.topic, entry)
+      }
+    }
+    for (const [topic, { producerIds, sinceMs }] of outputs) {
+      try {
+        await this.services.recallProducers(topic, producerIds, sinceMs)
+      } catch {
+        // The output topic is gone: publishing fails too, and the transaction stays pending.
+      }
+    }
+    for (const op of pending) {
       try {
         await this.publishOutputs(op)
       } catch {

@@ -64,11 +64,14 @@ export type StateOp =
    * A transaction: the message at (p, o) of the subscription is acknowledged
    * and `out` is published, together. Written (fsynced) before either
    * happens; `tx-done` once the outputs are stored. A `tx` without its
-   * `tx-done` is published again on open (the producer id `tx:<id>` makes that idempotent).
+   * `tx-done` is published again on open (the producer id `tx:<id>` makes that idempotent:
+   * outputs stored since `at` are looked for in the output topics first).
    */
   | {
       readonly t: 'tx'
       readonly id: string
+      /** When the transaction was committed (ms); absent in journals written before it was recorded. */
+      readonly at?: number
       readonly topic: string
       readonly sub: string
       readonly p: number

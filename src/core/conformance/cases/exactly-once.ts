@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import { ErrorCode, SluiceError } from '../../errors.ts'
 import type { Message } from '../../message.ts'
 import type { ConformanceTarget } from '../target.ts'
-import { eventually, uniqueName } from '../helpers.ts'
+import { eventually, publishMany, uniqueName } from '../helpers.ts'
 
 export function exactlyOnceCases(target: ConformanceTarget): void {
   test('the same message id published twice within the dedup window is stored once; after the window it is stored again', async (t) => {
@@ -45,6 +45,27 @@ export function exactlyOnceCases(target: ConformanceTarget): void {
     sluice = await instance.restart()
     const again = await sluice.publish(topic, 'once', { id: 'order-9' })
     assert.deepEqual(again, { ...first, duplicate: true })
+  })
+
+  test('deduplication by id holds across a restart also when later traffic has sealed the segment holding the first copy', async (t) => {
+    const instance = await target.open(t)
+    if (instance.restart === undefined) return t.skip(`${target.name} keeps nothing across a restart`)
+    let sluice = instance.sluice
+    const topic = uniqueName('dedup-sealed')
+    await sluice.createTopic(topic, { partitions: 1, segmentBytes: 1024, dedupWindowMs: 120_000 })
+    const first = await sluice.publish(topic, 'once', { id: 'order-42' })
+    // About 8 KiB after it in 1 KiB segments: the first copy is several segments back.
+    await publishMany(
+      sluice,
+      topic,
+      Array.from({ length: 40 }, (_, i) => ({ data: `${i}:${'x'.repeat(200)}` })),
+    )
+    sluice = await instance.restart()
+    await instance.advance(60_000, 1000)
+    const again = await sluice.publish(topic, 'once', { id: 'order-42' })
+    assert.deepEqual(again, { ...first, duplicate: true }, 'the repeat within the window gets the first receipt')
+    const stored = await sluice.read(topic, 0, 0, 100)
+    assert.equal(stored.filter((m) => m.id === 'order-42').length, 1, 'stored once')
   })
 
   test('dedupWindowMs 0 turns deduplication by id off', async (t) => {
