@@ -14,6 +14,8 @@ export class FaultyFileSystem implements FileSystem {
   freeBytesAnswer: number | null = null
   writes = 0
   syncs = 0
+  /** Bytes read from files so far: what a test counts to show work, where timing would be flaky. */
+  bytesRead = 0
 
   private errorFor(code: string, path: string): NodeJS.ErrnoException {
     const err: NodeJS.ErrnoException = new Error(`${code}: injected failure, ${path}`)
@@ -52,7 +54,11 @@ export class FaultyFileSystem implements FileSystem {
         }
         file.writevSync(buffers, position)
       },
-      read: (buffer, position, length) => file.read(buffer, position, length),
+      read: async (buffer, position, length) => {
+        const n = await file.read(buffer, position, length)
+        this.bytesRead += n
+        return n
+      },
       sync: async () => {
         this.syncs++
         if (failing(this.failSyncs)) throw this.errorFor(this.failSyncs, path)
