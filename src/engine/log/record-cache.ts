@@ -8,13 +8,17 @@ import type { LogRecord } from './record.ts'
  * when this cache is over its own budget or all caches together are over a
  * shared `CacheBudget`.
  */
-interface Chunk extends BudgetedBatch {
+interface Chunk {
   readonly baseOffset: number
   readonly records: readonly LogRecord[]
   readonly bytes: number
   /** Bytes added to the cache before this batch, ever: the difference of two is the bytes between them. */
   readonly bytesBefore: number
-  cached: boolean
+  /**
+   * What the shared budget holds of this batch: its size, not its records, so
+   * that a batch dropped here is not kept alive by the budget's list.
+   */
+  readonly budgeted: { readonly bytes: number; cached: boolean }
 }
 
 export class RecordCache implements BudgetedCache {
@@ -52,18 +56,25 @@ export class RecordCache implements BudgetedCache {
     if (records.length === 0) return
     const baseOffset = records[0]!.offset
     if (this.endOffset !== undefined && this.endOffset !== baseOffset) this.clear()
-    const chunk: Chunk = { baseOffset, records, bytes, bytesBefore: this.addedBytes, cached: true }
+    const chunk: Chunk = {
+      baseOffset,
+      records,
+      bytes,
+      bytesBefore: this.addedBytes,
+      budgeted: { bytes, cached: true },
+    }
     this.chunks.push(chunk)
     this.cachedBytes += bytes
     this.addedBytes += bytes
     while (this.cachedBytes > this.budgetBytes && this.head < this.chunks.length - 1) this.dropHead()
-    this.shared?.added(this, chunk)
+    this.shared?.added(this, chunk.budgeted)
     this.compact()
   }
 
   /** Drops `batch`, the oldest cached one, for the shared budget. */
   evict(batch: BudgetedBatch): void {
-    if (this.chunks[this.head] !== batch) throw new Error('the cache budget evicts a batch that is not the oldest')
+    if (this.chunks[this.head]?.budgeted !== batch)
+      throw new Error('the cache budget evicts a batch that is not the oldest')
     this.dropHead()
     this.compact()
   }
@@ -150,11 +161,11 @@ export class RecordCache implements BudgetedCache {
 
   private dropHead(): void {
     const chunk = this.chunks[this.head]!
-    chunk.cached = false
+    chunk.budgeted.cached = false
     this.cachedBytes -= chunk.bytes
     this.chunks[this.head] = undefined as unknown as Chunk
     this.head++
-    this.shared?.released(chunk)
+    this.shared?.released(chunk.budgeted)
   }
 
   private compact(): void {
