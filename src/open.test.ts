@@ -76,3 +76,18 @@ test('a negative, NaN, fractional or overlong client timeout is INVALID_ARGUMENT
     }
   }
 })
+
+test('cacheBytes bounds the records an embedded engine keeps in memory; a negative or fractional one is INVALID_ARGUMENT', async (t) => {
+  for (const cacheBytes of [-1, 1.5, Number.NaN]) {
+    await assert.rejects(open({ url: 'memory:', cacheBytes }), (err: unknown) =>
+      hasCode(err, ErrorCode.InvalidArgument),
+    )
+  }
+  const dir = await tempDir(t)
+  const sluice = await open({ url: `file:${dir}`, cacheBytes: 0 })
+  cleanup(t, () => sluice.close())
+  await sluice.createTopic('t')
+  await sluice.publish('t', 'from disk')
+  const [message] = await sluice.read('t', 0, 0, 1)
+  assert.equal(message?.data, 'from disk', 'with no cache, reads come from the disk')
+})

@@ -35,6 +35,12 @@ export interface OpenOptions {
    * meanwhile. Default 64 MiB; 0 turns it off.
    */
   readonly diskReserveBytes?: number
+  /**
+   * Embedded: the most bytes of recent records kept in memory for consumers,
+   * across all topics and partitions together (each partition keeps at most
+   * 4 MiB of them). Default 256 MiB.
+   */
+  readonly cacheBytes?: number
   /** Time source, for tests. */
   readonly clock?: Clock
 }
@@ -67,6 +73,7 @@ export async function open(urlOrOptions: OpenOptions | string = {}): Promise<Slu
   // Past 2^31 - 1 ms, Node's timers fire at once: such a "timeout" would be none.
   for (const name of ['connectTimeoutMs', 'requestTimeoutMs'] as const)
     if (options[name] !== undefined) checkInteger(name, options[name], 1, maxTimerMs)
+  if (options.cacheBytes !== undefined) checkInteger('cacheBytes', options.cacheBytes, 0, Number.MAX_SAFE_INTEGER)
   const reserve = options.diskReserveBytes
   if (reserve !== undefined && !(Number.isSafeInteger(reserve) && reserve >= 0))
     throw sluiceError(
@@ -85,6 +92,7 @@ export async function open(urlOrOptions: OpenOptions | string = {}): Promise<Slu
       dir: url === 'memory:' ? undefined : dataDirOf(url),
       clock: options.clock,
       diskReserveBytes: options.diskReserveBytes,
+      cacheBytes: options.cacheBytes,
     })
     return new Sluice(engine, sluiceOptions)
   }
