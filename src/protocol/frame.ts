@@ -41,8 +41,10 @@ const kinds = new Set<number>(Object.values(FrameKind))
  * 2: APPEND names its producer once and is answered with compact receipts (see wire.ts).
  * 3: CONSUMER_CLOSED tells a client at once that the broker ended one of its consumers; CLOSE_CONSUMER
  *    names the leases that reached a handler (the rest go back unstarted).
+ * 4: REDRIVE runs a redrive in the broker; OPEN_CONSUMER and DELETE_SUBSCRIPTION refuse reserved
+ *    subscription names (a v3 client's redrive opened `_redrive` itself, and would now be refused).
  */
-export const protocolVersion = 3
+export const protocolVersion = 4
 export const frameHeaderBytes = 4 + 1 + 4
 /** Default largest frame: a batch of appends is split below this. */
 export const defaultMaxFrameBytes = 32 * 1024 * 1024
