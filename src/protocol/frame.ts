@@ -86,7 +86,11 @@ export class FrameParser {
   /** An error found after frames that were complete: returned frames first, the error on the next push. */
   private failure: Error | null = null
 
-  constructor(private readonly maxFrameBytes: number = defaultMaxFrameBytes) {}
+  /** `raise`: how the reader of a too-large frame can raise its limit, added to the error (the broker names its flag). */
+  constructor(
+    private readonly maxFrameBytes: number = defaultMaxFrameBytes,
+    private readonly raise = '',
+  ) {}
 
   /** Bytes held waiting for the rest of a frame. */
   get pendingBytes(): number {
@@ -115,7 +119,9 @@ export class FrameParser {
         const length = this.peekLength()
         if (length < 5) protocolError(`frame length ${length} is shorter than a frame header`)
         if (length > this.maxFrameBytes)
-          protocolError(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`)
+          protocolError(
+            `frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}${this.raise === '' ? '' : `; ${this.raise}`}`,
+          )
         if (this.buffered < 4 + length) break
         frames.push(decodeFrame(this.take(4 + length)))
       }

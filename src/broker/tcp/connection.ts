@@ -128,7 +128,10 @@ export class Connection {
     private readonly onClose: (connection: Connection) => void,
     private readonly partialFrames: PartialFrames = new PartialFrames(),
   ) {
-    this.parser = new FrameParser(limits.maxFrameBytes)
+    this.parser = new FrameParser(
+      limits.maxFrameBytes,
+      `raise it on the broker with 'sluice serve --max-frame-bytes <n>' (env SLUICE_MAX_FRAME_BYTES), or send smaller frames (smaller publish batches)`,
+    )
     socket.setNoDelay(true)
     socket.on('data', (data: Buffer) => this.onData(data))
     socket.on('error', () => undefined)
