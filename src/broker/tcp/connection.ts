@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net'
+import { systemClock } from '../../core/clock.ts'
 import type { Driver, DriverConsumer } from '../../core/driver.ts'
 import { asSluiceError, ErrorCode, QueueFullError, SluiceError, sluiceError } from '../../core/errors.ts'
 import type { RedriveOptions, RedriveResult } from '../../core/dead-letters.ts'
@@ -119,7 +120,8 @@ export class Connection {
   private partialBytes = 0
   /** When the frame now arriving began (Date.now()), 0 when none is. */
   private partialSince = 0
-  private frameTimer: NodeJS.Timeout | null = null
+  /** Cancels the frame timer (on the capped clock), while one is armed. */
+  private frameTimer: (() => void) | null = null
 
   constructor(
     private readonly socket: Socket,
@@ -137,11 +139,11 @@ export class Connection {
     socket.on('error', () => undefined)
     socket.on('close', () => void this.teardown())
     // A connection that never says HELLO would hold a connection slot for ever.
-    const helloTimer = setTimeout(() => {
+    // On the capped clock: a limit past 2^31-1 ms must not become a 1 ms timer.
+    const stopHelloTimer = systemClock.setTimer(() => {
       if (!this.greeted) this.goodbye(sluiceError(ErrorCode.Protocol, `no HELLO within ${limits.helloTimeoutMs} ms`))
     }, limits.helloTimeoutMs)
-    helloTimer.unref()
-    socket.once('close', () => clearTimeout(helloTimer))
+    socket.once('close', stopHelloTimer)
   }
 
   get remote(): string {
@@ -614,7 +616,7 @@ export class Connection {
   }
 
   private armFrameTimer(ms: number): void {
-    this.frameTimer = setTimeout(() => {
+    this.frameTimer = systemClock.setTimer(() => {
       this.frameTimer = null
       if (this.partialSince === 0 || this.closed) return
       const left = this.partialSince + this.limits.frameTimeoutMs - Date.now()
@@ -627,12 +629,11 @@ export class Connection {
       )
       this.holdPartial(0)
     }, ms)
-    this.frameTimer.unref()
   }
 
   private async teardown(): Promise<void> {
     this.holdPartial(0)
-    if (this.frameTimer !== null) clearTimeout(this.frameTimer)
+    this.frameTimer?.()
     this.closed = true
     const consumers = [...this.consumers.values()]
     this.consumers.clear()
