@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
+import { systemClock } from '../core/clock.ts'
 import type { Driver } from '../core/driver.ts'
 import { ErrorCode, sluiceError } from '../core/errors.ts'
 import { createHttpServer } from './http/server.ts'
@@ -110,7 +111,8 @@ export class Broker {
     this.draining = true
     const closing = new Promise<void>((resolve) => this.tcp.close(() => resolve()))
     for (const connection of this.connections) connection.stopDelivering()
-    const timeout = new Promise<void>((resolve) => setTimeout(resolve, this.options.drainTimeoutMs ?? 10_000).unref())
+    // On the capped clock: a drainTimeoutMs past 2^31-1 must not become a 1 ms wait.
+    const timeout = new Promise<void>((resolve) => systemClock.setTimer(resolve, this.options.drainTimeoutMs ?? 10_000))
     await Promise.race([Promise.all([...this.connections].map((c) => c.idle())), timeout])
     const bye = sluiceError(ErrorCode.Unavailable, 'the broker is shutting down; reconnect to another or retry later')
     for (const connection of this.connections) connection.close(bye)

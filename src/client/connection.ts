@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { asSluiceError, errorFromWire, ErrorCode, SluiceError, sluiceError } from '../core/errors.ts'
+import { systemClock } from '../core/clock.ts'
 import {
   encodeFrame,
   FrameKind,
@@ -39,7 +40,8 @@ interface Request {
   readonly waits: boolean
   readonly resolve: (value: unknown) => void
   readonly reject: (err: SluiceError) => void
-  readonly timer: NodeJS.Timeout
+  /** Cancels its timeout (on the capped clock: requestTimeoutMs plus a long wait may pass 2^31-1 ms). */
+  readonly stopTimer: () => void
   id: number
 }
 
@@ -254,7 +256,7 @@ export class ClientConnection {
         const request = this.inFlight.get(frame.id)
         if (request === undefined) return
         this.inFlight.delete(frame.id)
-        clearTimeout(request.timer)
+        request.stopTimer()
         const body = asArray(frame.body, 'response')
         if (body[0] === true) request.resolve(body[1])
         else request.reject(errorFromWire(asObject(body[1], 'error') as never))
@@ -286,7 +288,7 @@ export class ClientConnection {
       if (request.retriable && !wasClosing) {
         this.queue.push(request)
       } else {
-        clearTimeout(request.timer)
+        request.stopTimer()
         request.reject(
           wasClosing
             ? sluiceError(ErrorCode.Closed, 'the client is closed')
@@ -324,7 +326,7 @@ export class ClientConnection {
     const timeoutMs = this.options.requestTimeoutMs + (options.waitMs ?? 0)
     return new Promise((resolve, reject) => {
       const giveUp = (error: SluiceError): void => {
-        clearTimeout(request.timer)
+        request.stopTimer()
         signal?.removeEventListener('abort', onAbort)
         this.queue = this.queue.filter((r) => r !== request)
         if (this.inFlight.get(request.id) === request) {
@@ -349,7 +351,7 @@ export class ClientConnection {
           reject(err)
         },
         id: 0,
-        timer: setTimeout(
+        stopTimer: systemClock.setTimer(
           () =>
             giveUp(
               sluiceError(ErrorCode.Timeout, `${op} got no answer from the broker within ${timeoutMs} ms`, {
@@ -359,7 +361,6 @@ export class ClientConnection {
           timeoutMs,
         ),
       }
-      request.timer.unref()
       signal?.addEventListener('abort', onAbort, { once: true })
       if (this.state === State.Ready || (options.urgent === true && this.state === State.Resuming))
         this.transmit(request)
@@ -378,9 +379,8 @@ export class ClientConnection {
       resolve: () => undefined,
       reject: () => undefined,
       id: 0,
-      timer: setTimeout(() => this.inFlight.delete(request.id), this.options.requestTimeoutMs),
+      stopTimer: systemClock.setTimer(() => this.inFlight.delete(request.id), this.options.requestTimeoutMs),
     }
-    request.timer.unref()
     this.transmit(request)
   }
 
@@ -439,7 +439,7 @@ export class ClientConnection {
     if (this.state === State.Closed) return
     this.state = State.Closed
     for (const request of this.queue) {
-      clearTimeout(request.timer)
+      request.stopTimer()
       request.reject(sluiceError(ErrorCode.Closed, 'the client is closed'))
     }
     this.queue = []

@@ -1,5 +1,6 @@
 import type { AppendOptions, Capabilities, Driver, DriverConsumer } from '../core/driver.ts'
 import { ErrorCode, sluiceError } from '../core/errors.ts'
+import type { RedriveOptions, RedriveResult } from '../core/dead-letters.ts'
 import { uuidv7 } from '../core/ids.ts'
 import { limits } from '../core/limits.ts'
 import type {
@@ -12,7 +13,7 @@ import type {
   TopicStats,
 } from '../core/types.ts'
 import { Op } from '../protocol/ops.ts'
-import { asArray, decodeReceipts, decodeStoredRecord, encodeAppendRecord } from '../protocol/wire.ts'
+import { asArray, asInt, asObject, decodeReceipts, decodeStoredRecord, encodeAppendRecord } from '../protocol/wire.ts'
 import { ClientConnection, type ConnectionOptions } from './connection.ts'
 import { RemoteConsumer } from './remote-consumer.ts'
 
@@ -277,6 +278,31 @@ export class RemoteDriver implements Driver {
   async deleteSubscription(topic: string, subscription: string): Promise<void> {
     this.checkOpen()
     await this.connection.request(Op.DeleteSubscription, { topic, subscription })
+  }
+
+  /**
+   * The broker runs the redrive (it alone may use the reserved `_redrive` subscription). The request may take
+   * as long as its pacing says (up to 10000 moves at `ratePerSecond`): that long is added to its timeout.
+   */
+  async redrive(topic: string, options: RedriveOptions, signal?: AbortSignal): Promise<RedriveResult> {
+    this.checkOpen()
+    const { to, ratePerSecond, max, deadLetterTopic } = options
+    // Only the options given travel (MessagePack would carry an undefined as nil).
+    const wire = Object.fromEntries(
+      Object.entries({ to, ratePerSecond, max, deadLetterTopic }).filter(([, value]) => value !== undefined),
+    )
+    const moves = Math.min(max ?? limits.readMax, limits.readMax)
+    // Paced moves take moves / rate seconds; each move is also a transaction (a few ms when durable).
+    const waitMs = Math.ceil((ratePerSecond === undefined ? 0 : (moves * 1000) / ratePerSecond) + moves * 10)
+    const result = asObject(
+      await this.connection.request(
+        Op.Redrive,
+        { topic, options: wire },
+        { waitMs, ...(signal === undefined ? {} : { signal }) },
+      ),
+      'redrive result',
+    )
+    return { moved: asInt(result['moved'], 'moved') }
   }
 
   async stats(topic: string, options: { targetTimeToEmptyMs?: number } = {}): Promise<TopicStats> {

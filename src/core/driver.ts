@@ -1,3 +1,4 @@
+import type { RedriveOptions, RedriveResult } from './dead-letters.ts'
 import type { SluiceError } from './errors.ts'
 import type {
   AppendRecord,
@@ -55,6 +56,15 @@ export interface Driver {
   peek(topic: string, subscription: string, max: number): Promise<StoredRecord[]>
   /** Deletes a subscription and its state (its consumers are closed). TOPIC_NOT_FOUND / INVALID_ARGUMENT when absent. */
   deleteSubscription(topic: string, subscription: string): Promise<void>
+  /**
+   * Moves dead letters of `topic` (in `<topic>.dlq` or `deadLetterTopic`)
+   * back, as `Sluice.redrive` says (see `redriveDeadLetters`), where the data is: the engine runs it on its own
+   * handles, a client asks its broker to. `signal` stops it between moves
+   * (over a broker: the broker stops when the request is given up on or the
+   * connection drops). INVALID_ARGUMENT for bad options; a missing
+   * dead-letter topic moves nothing.
+   */
+  redrive(topic: string, options: RedriveOptions, signal?: AbortSignal): Promise<RedriveResult>
   /** Figures of a topic and each of its subscriptions; recommendedConsumers aims at `targetTimeToEmptyMs` (default 60000). */
   stats(topic: string, options?: { targetTimeToEmptyMs?: number }): Promise<TopicStats>
   /** Stops the driver once in-flight work has settled. */

@@ -18,7 +18,6 @@ import type {
   TopicStats,
   TransactionOutput,
 } from './types.ts'
-import { DeliveryGuarantee, Ordering, StartAt } from './types.ts'
 import {
   checkInteger,
   checkPublishOptions,
@@ -30,10 +29,10 @@ import {
 import type { Handler, TransactionMessage } from './message.ts'
 import { checkSubscribeOptions, type SubscribeOptions } from './subscribe-options.ts'
 import { Subscription, type CloseOptions } from './subscription.ts'
+import { checkRedrive } from './redrive.ts'
 import {
   DeadLetterHeaders,
   RedriveSubscription,
-  withoutDeadLetterHeaders,
   type DeadLetter,
   type RedriveOptions,
   type RedriveResult,
@@ -442,70 +441,16 @@ export class Sluice {
    * dead letter acknowledged and its copy published together), so a dead
    * letter moves once: one whose lease was lost is left for a later redrive.
    * The copies are stored like a transaction's outputs, past the target's
-   * backlog limits. Resolves with how many moved.
+   * backlog limits. Resolves with how many moved: at most 10000 per call
+   * (dead letters that arrive meanwhile wait for the next). It runs where the
+   * data is (over a broker: in the broker), with the reserved `_redrive`
+   * subscription no client can open.
    */
   async redrive(topic: string, options: RedriveOptions = {}): Promise<RedriveResult> {
     this.checkOpen()
-    const dlq = checkTopicName(options.deadLetterTopic ?? `${checkTopicName(topic)}.dlq`)
-    const to = options.to === undefined ? undefined : checkTopicName(options.to)
-    const max =
-      options.max === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('max', options.max, 1, Number.MAX_SAFE_INTEGER)
-    const rate =
-      options.ratePerSecond === undefined
-        ? Infinity
-        : checkInteger('ratePerSecond', options.ratePerSecond, 1, 10_000_000)
-    let waiting: number
-    try {
-      waiting = (await this.driver.peek(dlq, RedriveSubscription, Math.min(max, limits.readMax))).length
-    } catch (err) {
-      if (hasCode(err, ErrorCode.TopicNotFound)) return { moved: 0 }
-      throw err
-    }
-    // Leases cover about a second of moves at the rate: far inside their timeout, so none should be lost.
-    const perLease = Math.min(100, Number.isFinite(rate) ? rate : 100)
-    const consumer = await this.driver.openConsumer(dlq, RedriveSubscription, {
-      delivery: DeliveryGuarantee.AtLeastOnce,
-      ordering: Ordering.None,
-      startAt: StartAt.Earliest,
-      ackTimeoutMs: 30_000,
-      maxLeaseMs: 60_000,
-      maxAttempts: 1_000_000,
-      backoff: { initialMs: 100, multiplier: 2, maxMs: 10_000, jitter: 0.2 },
-      deadLetter: null,
-    })
-    let moved = 0
-    let tried = 0
-    const started = this.clock.now()
-    try {
-      while (moved < max && tried < waiting) {
-        const batch = await consumer.lease(Math.min(perLease, max - moved, waiting - tried), AbortSignal.timeout(1000))
-        if (batch.length === 0) break
-        for (const record of batch) {
-          // Pace: the n-th message goes no earlier than n / rate seconds after the start.
-          const due = started + (tried * 1000) / rate
-          const wait = due - this.clock.now()
-          if (wait > 0) await new Promise<void>((resolve) => this.clock.setTimer(resolve, wait, true))
-          tried++
-          const target = to ?? record.headers[DeadLetterHeaders.OriginalTopic] ?? topic
-          const copy = {
-            id: record.id,
-            key: record.key,
-            headers: withoutDeadLetterHeaders(record.headers),
-            payload: record.payload,
-            format: record.format,
-            deliverAt: 0,
-          }
-          const ref = { partition: record.partition, offset: record.offset, attempt: record.attempt }
-          // Not acknowledged (the lease was lost): it was not published either, and stays a dead letter.
-          const { acked } = await consumer.commit(ref, [{ topic: target, records: [copy] }], uuidv7())
-          if (acked) moved++
-        }
-      }
-    } finally {
-      // Whatever was leased and not moved goes back unstarted.
-      await consumer.close([])
-    }
-    return { moved }
+    // Checked here too, so a bad argument fails the same way before anything is sent.
+    checkRedrive(topic, options)
+    return this.driver.redrive(topic, options)
   }
 
   /**

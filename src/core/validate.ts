@@ -1,4 +1,5 @@
 import { ErrorCode, sluiceError } from './errors.ts'
+import { RedriveSubscription } from './dead-letters.ts'
 import { limits } from './limits.ts'
 import {
   Durability,
@@ -23,6 +24,8 @@ export function invalid(message: string, details: Record<string, unknown> = {}):
 }
 
 const namePattern = /^[A-Za-z0-9-][A-Za-z0-9._-]*$/
+/** A well-formed name that only internal code may use. */
+const reservedPattern = /^[._][A-Za-z0-9._-]*$/
 
 function checkName(kind: string, name: unknown, allowReserved: boolean): string {
   if (typeof name !== 'string') invalid(`${kind} name must be a string, got ${typeof name}`)
@@ -30,6 +33,14 @@ function checkName(kind: string, name: unknown, allowReserved: boolean): string 
     invalid(`${kind} name must be 1-${limits.topicNameMaxLength} characters, got ${name.length}`, { name })
   }
   const pattern = allowReserved ? /^[A-Za-z0-9._-]+$/ : namePattern
+  if (!allowReserved && reservedPattern.test(name)) {
+    const what =
+      name === RedriveSubscription ? ` (redrive's own; move dead letters with redrive() or 'sluice dlq redrive')` : ''
+    invalid(
+      `${kind} name ${JSON.stringify(name)} is reserved${what}: names starting with '.' or '_' belong to Sluice; choose a name that starts with a letter, digit or '-'`,
+      { name, reserved: true },
+    )
+  }
   if (!pattern.test(name) || (allowReserved && (name === '.' || name === '..'))) {
     invalid(
       `${kind} name ${JSON.stringify(name)} is invalid: use letters, digits, '.', '_' and '-', not starting with '.' or '_' (reserved)`,

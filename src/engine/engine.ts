@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { systemClock, type Clock } from '../core/clock.ts'
 import type { AppendOptions, Capabilities, Driver } from '../core/driver.ts'
-import { deadLetterHeaders } from '../core/dead-letters.ts'
+import { deadLetterHeaders, type RedriveOptions, type RedriveResult } from '../core/dead-letters.ts'
+import { checkRedrive, redriveDeadLetters } from '../core/redrive.ts'
 import { asSluiceError, ErrorCode, sluiceError } from '../core/errors.ts'
 import { limits } from '../core/limits.ts'
 import { checkConsumerConfig } from '../core/subscribe-options.ts'
@@ -683,6 +684,12 @@ export class Engine implements Driver {
     const topic = this.topic(topicName)
     await this.serialised(topicName, () => this.registry.deleteSubscription(topic, subscription))
     topic.flow.roomMayHaveAppeared()
+  }
+
+  /** Runs the redrive here, on this engine's own handles (the reserved `_redrive` subscription). */
+  async redrive(topic: string, options: RedriveOptions, signal?: AbortSignal): Promise<RedriveResult> {
+    this.checkOpen()
+    return redriveDeadLetters(this, this.clock, checkRedrive(topic, options), signal)
   }
 
   async stats(topicName: string, options: { targetTimeToEmptyMs?: number } = {}): Promise<TopicStats> {

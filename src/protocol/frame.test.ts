@@ -126,6 +126,7 @@ const requestArgs: Record<Op, unknown> = {
   [Op.DeleteSubscription]: { topic: 'orders', subscription: 'billing' },
   [Op.Stats]: { topic: 'orders', targetTimeToEmptyMs: 60_000 },
   [Op.Cancel]: { request: 5 },
+  [Op.Redrive]: { topic: 'orders', options: { ratePerSecond: 50, max: 1000, deadLetterTopic: 'orders.dead' } },
 }
 
 interface GoldenCase extends Frame {

@@ -41,8 +41,10 @@ const kinds = new Set<number>(Object.values(FrameKind))
  * 2: APPEND names its producer once and is answered with compact receipts (see wire.ts).
  * 3: CONSUMER_CLOSED tells a client at once that the broker ended one of its consumers; CLOSE_CONSUMER
  *    names the leases that reached a handler (the rest go back unstarted).
+ * 4: REDRIVE runs a redrive in the broker; OPEN_CONSUMER and DELETE_SUBSCRIPTION refuse reserved
+ *    subscription names (a v3 client's redrive opened `_redrive` itself, and would now be refused).
  */
-export const protocolVersion = 3
+export const protocolVersion = 4
 export const frameHeaderBytes = 4 + 1 + 4
 /** Default largest frame: a batch of appends is split below this. */
 export const defaultMaxFrameBytes = 32 * 1024 * 1024
@@ -84,7 +86,11 @@ export class FrameParser {
   /** An error found after frames that were complete: returned frames first, the error on the next push. */
   private failure: Error | null = null
 
-  constructor(private readonly maxFrameBytes: number = defaultMaxFrameBytes) {}
+  /** `raise`: how the reader of a too-large frame can raise its limit, added to the error (the broker names its flag). */
+  constructor(
+    private readonly maxFrameBytes: number = defaultMaxFrameBytes,
+    private readonly raise = '',
+  ) {}
 
   /** Bytes held waiting for the rest of a frame. */
   get pendingBytes(): number {
@@ -113,7 +119,9 @@ export class FrameParser {
         const length = this.peekLength()
         if (length < 5) protocolError(`frame length ${length} is shorter than a frame header`)
         if (length > this.maxFrameBytes)
-          protocolError(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`)
+          protocolError(
+            `frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}${this.raise === '' ? '' : `; ${this.raise}`}`,
+          )
         if (this.buffered < 4 + length) break
         frames.push(decodeFrame(this.take(4 + length)))
       }

@@ -16,8 +16,14 @@ export const Op = {
   Peek: 'peek',
   DeleteSubscription: 'deleteSubscription',
   Stats: 'stats',
-  /** Stops the wait of an earlier APPEND on this connection (args: { request: its id }); it fails with ABORTED unless already stored. */
+  /** Stops the wait of an earlier APPEND or REDRIVE on this connection (args: { request: its id }); an append fails with ABORTED unless already stored, a redrive answers what it moved. */
   Cancel: 'cancel',
+  /**
+   * Moves dead letters back (args: { topic, options: { to?, ratePerSecond?, max?, deadLetterTopic? } }), run
+   * by the broker; answered with { moved } once done. A CANCEL of it, or the connection dropping, stops it
+   * between moves. Not retriable: a repeat would be a second redrive.
+   */
+  Redrive: 'redrive',
 } as const
 export type Op = (typeof Op)[keyof typeof Op]
 

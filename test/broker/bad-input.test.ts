@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import fc from 'fast-check'
 import { Broker } from '../../src/broker/server.ts'
 import { PayloadFormat } from '../../src/core/codec.ts'
+import { RedriveSubscription } from '../../src/core/dead-letters.ts'
 import { Engine } from '../../src/engine/engine.ts'
 import { open, type Sluice } from '../../src/index.ts'
 import {
@@ -287,7 +288,8 @@ for (const [name, bytes] of beforeHello) {
 }
 
 const badHellos: [string, unknown][] = [
-  ['version 4', { version: 4, client: 'future' }],
+  ['version 5', { version: 5, client: 'future' }],
+  ['version 3 (before REDRIVE)', { version: 3, client: 'old' }],
   ['version 2 (before CONSUMER_CLOSED)', { version: 2, client: 'old' }],
   ['version 1 (before compact appends)', { version: 1, client: 'old' }],
   ['version 0', { version: 0 }],
@@ -377,6 +379,52 @@ for (const [name, request] of [
     await brokerUnharmed()
   })
 }
+
+for (const subscription of [RedriveSubscription, '_mine', '.hidden']) {
+  test(`OPEN_CONSUMER and DELETE_SUBSCRIPTION on the reserved subscription ${subscription} are refused with INVALID_ARGUMENT and create nothing`, async () => {
+    await good.sluice.createTopic('reserved.dlq').catch(() => undefined)
+    const raw = await RawClient.greeted(port)
+    raw.send(FrameKind.Request, 1, [
+      Op.OpenConsumer,
+      { consumer: 1, topic: 'reserved.dlq', subscription, config: {}, credit: 10 },
+    ])
+    raw.send(FrameKind.Request, 2, [Op.DeleteSubscription, { topic: 'reserved.dlq', subscription }])
+    for (const [id, op] of [
+      [1, 'openConsumer'],
+      [2, 'deleteSubscription'],
+    ] as const) {
+      const response = await raw.frame((f) => f.kind === FrameKind.Response && f.id === id, `the ${op} RESPONSE`)
+      const [ok, error] = response.body as [boolean, { code: string; message: string }]
+      assert.equal(ok, false, `${op} of ${subscription} was accepted`)
+      assert.equal(error.code, 'INVALID_ARGUMENT')
+      assert.ok(error.message.includes(`"${subscription}" is reserved`), error.message)
+      assert.match(error.message, /choose a name/)
+    }
+    // A refusal, not a broken connection: the client may go on.
+    raw.send(FrameKind.Request, 3, [Op.ListTopics, {}])
+    await raw.frame((f) => f.kind === FrameKind.Response && f.id === 3, 'the listTopics RESPONSE')
+    const stats = await good.sluice.stats('reserved.dlq')
+    assert.deepEqual(
+      stats.subscriptions.map((s) => s.subscription),
+      [],
+      'a refused open created a subscription',
+    )
+    raw.close()
+    await brokerUnharmed()
+  })
+}
+
+test('a frame over the limit is refused with a message naming the broker flag that raises the limit', async () => {
+  const raw = await RawClient.greeted(port)
+  raw.write(lengthField(defaultMaxFrameBytes + 1))
+  await raw.expectProtocolGoodbye('a frame over the limit')
+  const goodbye = raw.frames.find((f) => f.kind === FrameKind.Goodbye)!
+  const message = (goodbye.body as { message: string }).message
+  assert.match(message, /exceeds the limit of 33554432/)
+  assert.match(message, /sluice serve --max-frame-bytes <n>/)
+  assert.match(message, /SLUICE_MAX_FRAME_BYTES/)
+  await brokerUnharmed()
+})
 
 const goodRecord = encodeAppendRecord({
   id: 'fine',

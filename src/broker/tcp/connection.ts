@@ -1,7 +1,10 @@
 import type { Socket } from 'node:net'
+import { systemClock } from '../../core/clock.ts'
 import type { Driver, DriverConsumer } from '../../core/driver.ts'
 import { asSluiceError, ErrorCode, QueueFullError, SluiceError, sluiceError } from '../../core/errors.ts'
+import type { RedriveOptions, RedriveResult } from '../../core/dead-letters.ts'
 import { checkConsumerConfig } from '../../core/subscribe-options.ts'
+import { checkSubscriptionName } from '../../core/validate.ts'
 import { encodeFrame, FrameKind, FrameParser, protocolVersion, type Frame } from '../../protocol/frame.ts'
 import { isOp, Op } from '../../protocol/ops.ts'
 import {
@@ -110,12 +113,15 @@ export class Connection {
    * OPEN_CONSUMER whose answer the client stopped waiting for is the same consumer, not a conflict.
    */
   private readonly opened = new Map<number, { topic: string; subscription: string; done: Promise<unknown> }>()
+  /** Redrives running for this connection, by request id: their stop switch. */
+  private readonly redrives = new Map<number, AbortController>()
   private idleWaiters: (() => void)[] = []
   /** This connection's share of `partialFrames`, and the timer of the frame still arriving. */
   private partialBytes = 0
   /** When the frame now arriving began (Date.now()), 0 when none is. */
   private partialSince = 0
-  private frameTimer: NodeJS.Timeout | null = null
+  /** Cancels the frame timer (on the capped clock), while one is armed. */
+  private frameTimer: (() => void) | null = null
 
   constructor(
     private readonly socket: Socket,
@@ -124,17 +130,20 @@ export class Connection {
     private readonly onClose: (connection: Connection) => void,
     private readonly partialFrames: PartialFrames = new PartialFrames(),
   ) {
-    this.parser = new FrameParser(limits.maxFrameBytes)
+    this.parser = new FrameParser(
+      limits.maxFrameBytes,
+      `raise it on the broker with 'sluice serve --max-frame-bytes <n>' (env SLUICE_MAX_FRAME_BYTES), or send smaller frames (smaller publish batches)`,
+    )
     socket.setNoDelay(true)
     socket.on('data', (data: Buffer) => this.onData(data))
     socket.on('error', () => undefined)
     socket.on('close', () => void this.teardown())
     // A connection that never says HELLO would hold a connection slot for ever.
-    const helloTimer = setTimeout(() => {
+    // On the capped clock: a limit past 2^31-1 ms must not become a 1 ms timer.
+    const stopHelloTimer = systemClock.setTimer(() => {
       if (!this.greeted) this.goodbye(sluiceError(ErrorCode.Protocol, `no HELLO within ${limits.helloTimeoutMs} ms`))
     }, limits.helloTimeoutMs)
-    helloTimer.unref()
-    socket.once('close', () => clearTimeout(helloTimer))
+    socket.once('close', stopHelloTimer)
   }
 
   get remote(): string {
@@ -299,10 +308,14 @@ export class Connection {
         return encodeReceipts(receipts)
       }
       case Op.Cancel: {
-        // Unknown ids are fine: the append may have finished before the cancel arrived.
-        this.waiting.get(asInt(args['request'], 'request id'))?.abort()
+        // Unknown ids are fine: the append or redrive may have finished before the cancel arrived.
+        const id = asInt(args['request'], 'request id')
+        this.waiting.get(id)?.abort()
+        this.redrives.get(id)?.abort()
         return null
       }
+      case Op.Redrive:
+        return this.redrive(args, request)
       case Op.Read: {
         const records = await d.read(
           asString(args['topic'], 'topic'),
@@ -313,6 +326,7 @@ export class Connection {
         return records.map(encodeStoredRecord)
       }
       case Op.Peek: {
+        // Reserved subscription names are allowed: a peek changes nothing, and deadLetters lists by `_redrive`.
         const records = await d.peek(
           asString(args['topic'], 'topic'),
           asString(args['subscription'], 'subscription'),
@@ -321,7 +335,8 @@ export class Connection {
         return records.map(encodeStoredRecord)
       }
       case Op.DeleteSubscription:
-        await d.deleteSubscription(asString(args['topic'], 'topic'), asString(args['subscription'], 'subscription'))
+        // Reserved names (the `_redrive` subscription) are Sluice's own: no client may change them.
+        await d.deleteSubscription(asString(args['topic'], 'topic'), checkSubscriptionName(args['subscription']))
         return null
       case Op.Stats: {
         const target = args['targetTimeToEmptyMs']
@@ -380,10 +395,24 @@ export class Connection {
     return malformed(`request: unknown operation ${op}`)
   }
 
+  /** Runs a redrive in the engine; stopped between moves by a CANCEL of it or the connection dropping. */
+  private async redrive(args: Record<string, unknown>, request: Running): Promise<RedriveResult> {
+    const options = args['options'] ?? {}
+    const checked = asObject(options, 'redrive options') as RedriveOptions
+    const stop = new AbortController()
+    this.redrives.set(request.id, stop)
+    try {
+      return await this.driver.redrive(asString(args['topic'], 'topic'), checked, stop.signal)
+    } finally {
+      this.redrives.delete(request.id)
+    }
+  }
+
   private openConsumer(args: Record<string, unknown>): Promise<null> {
     const id = asInt(args['consumer'], 'consumer id')
     const topic = asString(args['topic'], 'topic')
-    const subscription = asString(args['subscription'], 'subscription')
+    // Reserved names (the `_redrive` subscription) are Sluice's own: a client consuming one would take dead letters.
+    const subscription = checkSubscriptionName(args['subscription'])
     const earlier = this.opened.get(id)
     if (earlier === undefined || !(this.consumers.has(id) || this.opening.has(id))) {
       const done = this.openNewConsumer(id, topic, subscription, args)
@@ -540,9 +569,11 @@ export class Connection {
     setTimeout(() => this.socket.destroy(), 1000).unref()
   }
 
-  /** Stops pushing deliveries; requests (acks) still land. For graceful shutdown. */
+  /** Stops pushing deliveries and running redrives; requests (acks) still land. For graceful shutdown. */
   stopDelivering(): void {
     for (const consumer of this.consumers.values()) consumer.pause()
+    // A redrive is deliveries too: it stops between moves and answers what it moved.
+    for (const stop of this.redrives.values()) stop.abort()
   }
 
   /** Resolves when no request is being handled. */
@@ -585,7 +616,7 @@ export class Connection {
   }
 
   private armFrameTimer(ms: number): void {
-    this.frameTimer = setTimeout(() => {
+    this.frameTimer = systemClock.setTimer(() => {
       this.frameTimer = null
       if (this.partialSince === 0 || this.closed) return
       const left = this.partialSince + this.limits.frameTimeoutMs - Date.now()
@@ -598,18 +629,19 @@ export class Connection {
       )
       this.holdPartial(0)
     }, ms)
-    this.frameTimer.unref()
   }
 
   private async teardown(): Promise<void> {
     this.holdPartial(0)
-    if (this.frameTimer !== null) clearTimeout(this.frameTimer)
+    this.frameTimer?.()
     this.closed = true
     const consumers = [...this.consumers.values()]
     this.consumers.clear()
     this.opened.clear()
     // Nobody is left to answer: waiting publishes end unstored (a client that reconnects sends them again).
     for (const cancel of this.waiting.values()) cancel.abort()
+    // Nobody is left to tell what moved: a redrive stops between moves (each move is whole).
+    for (const stop of this.redrives.values()) stop.abort()
     for (const wake of this.idleWaiters.splice(0)) wake()
     await Promise.all(consumers.map((c) => c.close().catch(() => undefined)))
     this.onClose(this)

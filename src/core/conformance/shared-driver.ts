@@ -16,6 +16,7 @@ export function sharedDriver(driver: Driver): Driver {
     openConsumer: (topic, subscription, config) => driver.openConsumer(topic, subscription, config),
     peek: (topic, subscription, max) => driver.peek(topic, subscription, max),
     deleteSubscription: (topic, subscription) => driver.deleteSubscription(topic, subscription),
+    redrive: (topic, options, signal) => driver.redrive(topic, options, signal),
     stats: (topic, options) => driver.stats(topic, options),
     close: () => Promise.resolve(),
   }
