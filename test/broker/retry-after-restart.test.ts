@@ -1,23 +1,15 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
-import { RemoteDriver } from '../../src/client/remote-driver.ts'
-import { fixture, runChild, type Child } from '../helpers/child.ts'
-import { cleanup } from '../helpers/cleanup.ts'
+import type { RemoteDriver } from '../../src/client/remote-driver.ts'
+import { connectDriver, startBrokerChild } from '../helpers/broker-child.ts'
+import type { Child } from '../helpers/child.ts'
 import { appendRecord } from '../helpers/records.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 
-/** A broker process on `dir`; the driver connected to it is closed when the test ends. */
+/** A broker process on `dir` and a driver connected to it. */
 async function startBroker(t: TestContext, dir: string): Promise<{ broker: Child; driver: RemoteDriver }> {
-  const broker = runChild(t, fixture('broker.ts'), [dir, '0'])
-  const port = Number((await broker.waitForLine(/^listening /)).split(' ')[1])
-  const driver = await RemoteDriver.connect({
-    host: '127.0.0.1',
-    port,
-    connectTimeoutMs: 10_000,
-    requestTimeoutMs: 30_000,
-  })
-  cleanup(t, () => driver.close())
-  return { broker, driver }
+  const { broker, port } = await startBrokerChild(t, dir)
+  return { broker, driver: await connectDriver(t, port) }
 }
 
 test('an APPEND sent again after the broker was killed -9 (same producer id and sequence) is recognised although later appends sealed its segment', async (t) => {

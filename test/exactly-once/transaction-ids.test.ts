@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
-import { RemoteDriver } from '../../src/client/remote-driver.ts'
 import type { Driver } from '../../src/core/driver.ts'
 import { ErrorCode, SluiceError } from '../../src/core/errors.ts'
 import { Engine } from '../../src/engine/engine.ts'
 import { rawConsumerConfig } from '../helpers/raw-consumer.ts'
-import { fixture, runChild } from '../helpers/child.ts'
+import { connectDriver, startBrokerChild } from '../helpers/broker-child.ts'
 import { cleanup } from '../helpers/cleanup.ts'
 import { appendRecord } from '../helpers/records.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
@@ -50,14 +49,7 @@ test("a commit that reuses another message's transaction id is refused with INVA
 
 test("a commit that reuses another message's transaction id is refused with INVALID_ARGUMENT: over the broker", async (t: TestContext) => {
   const dir = await tempDir(t)
-  const broker = runChild(t, fixture('broker.ts'), [dir, '0'])
-  const port = Number((await broker.waitForLine(/^listening /)).split(' ')[1])
-  const driver = await RemoteDriver.connect({
-    host: '127.0.0.1',
-    port,
-    connectTimeoutMs: 10_000,
-    requestTimeoutMs: 30_000,
-  })
-  cleanup(t, () => driver.close())
+  const { port } = await startBrokerChild(t, dir)
+  const driver = await connectDriver(t, port)
   await reusedIdIsRefused(driver)
 })

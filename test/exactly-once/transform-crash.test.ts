@@ -3,6 +3,7 @@ import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { open, type Sluice } from '../../src/index.ts'
 import { cleanup } from '../helpers/cleanup.ts'
+import { startBrokerChild } from '../helpers/broker-child.ts'
 import { fixture, runChild } from '../helpers/child.ts'
 import { runSeed, seededRandom } from '../helpers/random.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
@@ -82,8 +83,7 @@ test(`consume-transform-produce over the broker, its consumer killed -9 ${kills}
   t.diagnostic(`seed ${seed}`)
   const dir = await tempDir(t)
   await prepare(dir)
-  const broker = runChild(t, fixture('broker.ts'), [dir, '0'])
-  const port = Number((await broker.waitForLine(/^listening /)).split(' ')[1])
+  const { port } = await startBrokerChild(t, dir)
   const url = `sluice://127.0.0.1:${port}`
   await killPipeline(t, url, seededRandom(seed))
   const sluice = await open({ url })

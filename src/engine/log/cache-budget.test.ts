@@ -3,12 +3,13 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { FakeClock } from '../../core/clock.ts'
 import { PayloadFormat } from '../../core/codec.ts'
+import { numberedDraft } from '../../../test/helpers/records.ts'
 import { tempDir } from '../../../test/helpers/temp-dir.ts'
 import { cleanup } from '../../../test/helpers/cleanup.ts'
 import { CacheBudget } from './cache-budget.ts'
 import { FileLog } from './file-log.ts'
 import { nodeFileSystem } from './files.ts'
-import type { LogRecord, RecordDraft } from './record.ts'
+import type { LogRecord } from './record.ts'
 import { RecordCache } from './record-cache.ts'
 
 function record(offset: number): LogRecord {
@@ -56,17 +57,6 @@ test('caches under one budget hold no more than it together, and the newest batc
   assert.equal(budget.bytes, 0)
 })
 
-function draft(i: number): RecordDraft {
-  return {
-    id: `m-${i}`,
-    deliverAt: 0,
-    format: PayloadFormat.Bytes,
-    key: null,
-    headers: {},
-    payload: Buffer.alloc(1000, i % 251),
-  }
-}
-
 test('the logs of many partitions together cache no more than their shared budget, and read everything back', async (t) => {
   const dir = await tempDir(t)
   const budget = new CacheBudget(256 * 1024)
@@ -88,7 +78,7 @@ test('the logs of many partitions together cache no more than their shared budge
   // 100 KiB per partition: each log's own cache would hold 64 KiB, 2 MiB in all without the shared budget.
   for (let batch = 0; batch < 10; batch++) {
     for (const log of logs) {
-      await log.append(Array.from({ length: 10 }, (_, i) => draft(batch * 10 + i)))
+      await log.append(Array.from({ length: 10 }, (_, i) => numberedDraft(batch * 10 + i)))
       const cached = logs.reduce((sum, l) => sum + l.cachedBytes, 0)
       assert.ok(cached <= budget.budgetBytes, `${cached} bytes cached`)
       assert.equal(budget.bytes, cached)

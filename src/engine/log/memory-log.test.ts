@@ -2,21 +2,10 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { FakeClock } from '../../core/clock.ts'
-import { PayloadFormat } from '../../core/codec.ts'
+import { numberedDraft } from '../../../test/helpers/records.ts'
 import { tempDir } from '../../../test/helpers/temp-dir.ts'
 import { MemoryLog } from './memory-log.ts'
-import { encodedSize, type RecordDraft } from './record.ts'
-
-function draft(i: number): RecordDraft {
-  return {
-    id: `m-${i}`,
-    deliverAt: 0,
-    format: PayloadFormat.Bytes,
-    key: null,
-    headers: {},
-    payload: Buffer.alloc(1000, i % 251),
-  }
-}
+import { encodedSize } from './record.ts'
 
 test('a memory log spills past its budget, and keeps doing so after a full drain and refill', async (t) => {
   const dir = await tempDir(t)
@@ -27,7 +16,7 @@ test('a memory log spills past its budget, and keeps doing so after a full drain
   for (let cycle = 0; cycle < 3; cycle++) {
     // 200 KiB in, three times the budget: memory stays within it, the rest is on disk.
     const from = next
-    for (let i = 0; i < 200; i++) await log.append([draft(next++)])
+    for (let i = 0; i < 200; i++) await log.append([numberedDraft(next++)])
     assert.ok(log.memoryBytes <= budget, `cycle ${cycle}: ${log.memoryBytes} bytes in memory`)
     assert.equal(log.endOffset, next)
     const read = []
@@ -50,7 +39,7 @@ test('a memory log spills past its budget, and keeps doing so after a full drain
 
 test('bytesFrom never counts less than the records from an offset', async () => {
   const log = new MemoryLog({ clock: new FakeClock(), budgetBytes: Infinity })
-  const drafts = Array.from({ length: 30 }, (_, i) => draft(i))
+  const drafts = Array.from({ length: 30 }, (_, i) => numberedDraft(i))
   for (let i = 0; i < 30; i += 3) await log.append(drafts.slice(i, i + 3))
   for (let offset = 0; offset <= 30; offset++) {
     const exact = drafts.slice(offset).reduce((n, d) => n + encodedSize(d), 0)
