@@ -317,13 +317,17 @@ export class FileLog implements PartitionLog {
   ): Promise<void> {
     for (const segment of segments) {
       if (segment.lastTimestamp < sinceMs || segment.deleted) continue
+      const wasOpen = segment.file !== null
       const end = segment.nextOffset
       for (let from = segment.baseOffset; from < end;) {
-        const records = await this.read(from, scanBatchRecords)
+        // No further than this segment: a read goes on into the next ones, which the loop visits in turn.
+        const records = await this.read(from, Math.min(scanBatchRecords, end - from))
         if (records.length === 0) break
         for (const record of records) if (record.offset < end) visit(record)
         from = records[records.length - 1]!.offset + 1
       }
+      // A scan of many small sealed segments must not leave a descriptor open for each.
+      if (!wasOpen && segment !== this.segments.at(-1) && segment.readers === 0) await this.closeFile(segment)
     }
   }
 
@@ -648,7 +652,8 @@ export class FileLog implements PartitionLog {
     // Size reads to what is asked for (the segment's mean record size times max, plus the index's gap).
     const records = Math.max(1, segment.nextOffset - segment.baseOffset)
     const want = Math.ceil((segment.logBytes / records) * (max + 1)) + indexIntervalBytes
-    let chunk = Buffer.allocUnsafe(Math.min(readChunkBytes, Math.max(16 * 1024, want)))
+    // Never more than the segment holds from here: scanning thousands of small segments must not allocate 16 KiB each.
+    let chunk = Buffer.allocUnsafe(Math.min(readChunkBytes, Math.max(16 * 1024, want), Math.max(1, limit - position)))
     while (position < limit && next < stopAt && max > 0) {
       const want = Math.min(chunk.length, limit - position)
       const got = await file.read(chunk, position, want)
