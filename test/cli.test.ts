@@ -65,7 +65,11 @@ function sluice(t: TestContext, args: string[], options: { input?: string; timeo
 /** Runs `sluice ...args`, expects exit 0 and nothing on stderr; resolves with stdout. */
 async function ok(t: TestContext, args: string[], input?: string): Promise<string> {
   const run = await sluice(t, args, { input })
-  assert.equal(run.code, 0, `sluice ${args.join(' ')} exited ${run.code ?? run.signal}: ${run.stderr}`)
+  assert.equal(
+    run.code,
+    0,
+    `sluice ${args.join(' ')} exited ${run.code ?? run.signal}: ${run.stderr}; it printed: ${run.stdout}`,
+  )
   assert.equal(run.stderr, '')
   return run.stdout
 }
