@@ -1,11 +1,12 @@
 import type { Clock } from './clock.ts'
 import { DeadLetterHeaders, RedriveSubscription, withoutDeadLetterHeaders } from './dead-letters.ts'
 import type { RedriveOptions, RedriveResult } from './dead-letters.ts'
-import type { Driver } from './driver.ts'
+import type { Driver, DriverConsumer } from './driver.ts'
 import { ErrorCode, hasCode } from './errors.ts'
 import { uuidv7 } from './ids.ts'
 import { limits } from './limits.ts'
 import { DeliveryGuarantee, Ordering, StartAt } from './types.ts'
+import type { LeasedRecord } from './types.ts'
 import { checkInteger, checkTopicName, invalid, isPlainObject } from './validate.ts'
 
 /** Redrive options, checked: the dead-letter topic named, defaults filled in. */
@@ -85,7 +86,7 @@ export async function redriveDeadLetters(
   const stopped = (): boolean => signal?.aborted === true
   try {
     while (moved < max && tried < waiting && !stopped()) {
-      const batch = await consumer.lease(Math.min(perLease, max - moved, waiting - tried), AbortSignal.timeout(1000))
+      const batch = await leaseWithin(consumer, Math.min(perLease, max - moved, waiting - tried), clock, 1000)
       if (batch.length === 0) break
       for (const record of batch) {
         // Pace: the n-th message goes no earlier than n / rate seconds after the start.
@@ -113,6 +114,22 @@ export async function redriveDeadLetters(
     await consumer.close([])
   }
   return { moved }
+}
+
+/**
+ * Leases up to `max`, waiting at most `ms` on the clock for the first. The
+ * wait keeps the process alive: a redrive (say `sluice dlq redrive` on an
+ * embedded log) waiting for a dead letter back from backoff is work in
+ * progress, not an idle process that may exit.
+ */
+async function leaseWithin(consumer: DriverConsumer, max: number, clock: Clock, ms: number): Promise<LeasedRecord[]> {
+  const timeout = new AbortController()
+  const cancel = clock.setTimer(() => timeout.abort(), ms, true)
+  try {
+    return await consumer.lease(max, timeout.signal)
+  } finally {
+    cancel()
+  }
 }
 
 /** Waits `ms` on the clock, or until the signal aborts. */
