@@ -1,14 +1,12 @@
+import type { Capabilities } from './capabilities.ts'
 import type { RedriveOptions, RedriveResult } from './dead-letters.ts'
 import type { SluiceError } from './errors.ts'
 import type {
   AppendRecord,
   CommitResult,
   ConsumerConfig,
-  DeliveryGuarantee,
-  Durability,
   LeasedRecord,
   LeaseRef,
-  Ordering,
   Receipt,
   StoredRecord,
   TopicConfig,
@@ -124,11 +122,4 @@ export interface AppendOptions {
   readonly onWait?: () => void
 }
 
-export interface Capabilities {
-  /** Durability modes a topic may ask for. */
-  readonly durability: readonly Durability[]
-  readonly orderings: readonly Ordering[]
-  readonly deliveries: readonly DeliveryGuarantee[]
-  /** publish with delayMs / deliverAt. */
-  readonly delayedDelivery: boolean
-}
+export type { Capabilities } from './capabilities.ts'

@@ -12,6 +12,7 @@ import {
   DeliveryGuarantee,
   Durability,
   Ordering,
+  Overflow,
   type AppendRecord,
   type ConsumerConfig,
   type Receipt,
@@ -125,6 +126,15 @@ export class Engine implements Driver {
       orderings: Object.values(Ordering),
       deliveries: Object.values(DeliveryGuarantee),
       delayedDelivery: true,
+      overflow: Object.values(Overflow),
+      limitBy: ['maxMessages', 'maxBytes'],
+      rateLimitScopes: ['topic', 'producer'],
+      dedupById: true,
+      idempotentProducers: true,
+      transactions: true,
+      peek: true,
+      consumptionRetention: true,
+      retention: ['maxAgeMs', 'maxBytes'],
     }
   }
 
