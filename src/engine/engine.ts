@@ -34,7 +34,8 @@ import { FileLog, type RecentRecord } from './log/file-log.ts'
 import { nodeFileSystem, type FileSystem } from './log/files.ts'
 import { MemoryLog } from './log/memory-log.ts'
 import type { PartitionLog, RecoveryReport } from './log/partition-log.ts'
-import { encodedSize, messageBytes, toStoredRecord, type LogRecord, type RecordDraft } from './log/record.ts'
+import { checkMessageSizes } from '../core/message-size.ts'
+import { encodedSize, toStoredRecord, type LogRecord, type RecordDraft } from './log/record.ts'
 import type { EngineConsumer } from './subscriptions/consumer.ts'
 import { SubscriptionRegistry } from './subscriptions/registry.ts'
 import { Dedup, receiptOf, type Known } from './dedup.ts'
@@ -432,17 +433,7 @@ export class Engine implements Driver {
   checkAppend(topicName: string, records: readonly AppendRecord[]): Topic {
     this.checkOpen()
     const topic = this.topic(topicName)
-    const limit = topic.info.maxMessageBytes
-    for (const record of records) {
-      const size = messageBytes(record.key, record.headers, record.payload.length)
-      if (size > limit) {
-        throw sluiceError(
-          ErrorCode.MessageTooLarge,
-          `message of ${size} bytes (payload, key and headers) exceeds topic ${JSON.stringify(topicName)}'s maxMessageBytes of ${limit}; nothing was stored. Send less, or create the topic with a larger maxMessageBytes`,
-          { details: { topic: topicName, size, limit, id: record.id } },
-        )
-      }
-    }
+    checkMessageSizes(topicName, records, topic.info.maxMessageBytes)
     return topic
   }
 

@@ -20,7 +20,7 @@ import {
   encodeStoredRecord,
   malformed,
 } from '../../protocol/wire.ts'
-import { messageBytes } from '../../engine/log/record.ts'
+import { messageBytes } from '../../core/message-size.ts'
 import { PushConsumer } from './push-consumer.ts'
 
 export interface ConnectionLimits {

@@ -63,13 +63,6 @@ function readU64(buf: Buffer, at: number): number {
   return buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4)
 }
 
-/** The bytes of a record's variable fields that count against `maxMessageBytes`: key, headers and payload. */
-export function messageBytes(key: string | null, headers: Headers, payloadLength: number): number {
-  let size = payloadLength + (key === null ? 0 : Buffer.byteLength(key))
-  for (const name in headers) size += Buffer.byteLength(name) + Buffer.byteLength(headers[name]!)
-  return size
-}
-
 /** The encoded size of a record. */
 export function encodedSize(draft: RecordDraft): number {
   let size = fixedBytes + Buffer.byteLength(draft.id) + draft.payload.length

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import type { Clock } from '../../core/clock.ts'
 import { deadLetterHeaders } from '../../core/dead-letters.ts'
+import { drainFigures } from '../../core/drain.ts'
 import { ErrorCode, sluiceError } from '../../core/errors.ts'
 import type { PayloadFormat } from '../../core/codec.ts'
 import { defaultPublishRetry, retrying } from '../../core/retry.ts'
@@ -698,7 +699,6 @@ export class SubscriptionRegistry {
       const depth = dispatcher.depth()
       const processingRate = dispatcher.processingRate.perSecond(now)
       const consumers = dispatcher.holders.size
-      const perConsumer = consumers > 0 ? processingRate / consumers : processingRate
       out.push({
         subscription: dispatcher.name,
         ordering: dispatcher.state.ordering,
@@ -711,11 +711,7 @@ export class SubscriptionRegistry {
         oldestUnackedAgeMs: oldest === null ? null : Math.max(0, now - oldest),
         arrivalRate,
         processingRate,
-        timeToEmptyMs: depth === 0 ? 0 : processingRate > 0 ? Math.round((depth / processingRate) * 1000) : null,
-        recommendedConsumers:
-          perConsumer > 0
-            ? Math.max(depth > 0 ? 1 : 0, Math.ceil((arrivalRate + depth / (targetTimeToEmptyMs / 1000)) / perConsumer))
-            : null,
+        ...drainFigures(depth, arrivalRate, processingRate, consumers, targetTimeToEmptyMs),
       })
     }
     return out.sort((a, b) => a.subscription.localeCompare(b.subscription))
