@@ -16,7 +16,10 @@ export interface OpenOptions {
    * Where messages live:
    * - `file:<dir>` (default `file:./.sluice`): the embedded engine, durable on disk;
    * - `memory:`: the embedded engine, in memory only;
-   * - `sluice://host:port` (port default 7420): a broker (`sluice serve`).
+   * - `sluice://host:port` (port default 7420): a broker (`sluice serve`);
+   * - `redis://[user:password@]host[:6379][/db][?prefix=name]` (`rediss://` for TLS): Redis Streams,
+   *   with `ioredis` installed (an optional peer dependency);
+   * - `redis+cluster://host1:7000,host2:7001[?prefix=name]` (`rediss+cluster://`): a Redis Cluster.
    */
   readonly url?: string
   /** `sluice://`: how long the first connection may take, in whole ms of at least 1 (else INVALID_ARGUMENT). Default 10000. */
@@ -107,10 +110,22 @@ export async function open(urlOrOptions: OpenOptions | string = {}): Promise<Slu
     })
     return new Sluice(driver, sluiceOptions)
   }
+  if (/^rediss?(\+cluster)?:/i.test(url)) {
+    const [{ parseRedisUrl }, { RedisDriver }] = await Promise.all([
+      import('./drivers/redis/link.ts'),
+      import('./drivers/redis/redis-driver.ts'),
+    ])
+    const driver = await RedisDriver.connect({
+      endpoint: parseRedisUrl(url),
+      clock: options.clock,
+      connectTimeoutMs: options.connectTimeoutMs,
+    })
+    return new Sluice(driver, sluiceOptions)
+  }
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]
   throw sluiceError(
     ErrorCode.InvalidArgument,
-    `unknown url ${JSON.stringify(url)}${scheme === undefined ? '' : ` (scheme ${scheme}:)`}; use 'file:<dir>', 'memory:' or 'sluice://host:port'`,
+    `unknown url ${JSON.stringify(url)}${scheme === undefined ? '' : ` (scheme ${scheme}:)`}; use 'file:<dir>', 'memory:', 'sluice://host:port', 'redis://host:6379' or 'redis+cluster://host1:7000,host2:7001'`,
     { details: { url } },
   )
 }

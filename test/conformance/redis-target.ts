@@ -1,0 +1,84 @@
+import type { TestContext } from 'node:test'
+import { setImmediate as turn } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { FakeClock } from '../../src/core/clock.ts'
+import type { ConformanceTarget, TargetInstance } from '../../src/core/conformance/suite.ts'
+import { uuidv7 } from '../../src/core/ids.ts'
+import { Sluice } from '../../src/core/sluice.ts'
+import { parseRedisUrl } from '../../src/drivers/redis/link.ts'
+import { RedisDriver } from '../../src/drivers/redis/redis-driver.ts'
+import { cleanup } from '../helpers/cleanup.ts'
+
+/**
+ * Sluice on a real Redis as a conformance target. Each test gets its own key
+ * prefix (so tests share the server without seeing each other) and a fake
+ * clock: the driver passes its clock's time to every script, so moving the
+ * clock moves Redis time for Sluice. A restart is a new client process on the
+ * same server (what a consumer service restarting sees).
+ */
+export function redisTarget(name: string, baseUrl: string): ConformanceTarget {
+  return {
+    name,
+    async open(t: TestContext): Promise<TargetInstance> {
+      const clock = new FakeClock(Date.now())
+      const prefix = `sluice-test-${uuidv7()}`
+      const url = `${baseUrl}${baseUrl.includes('?') ? '&' : '?'}prefix=${prefix}`
+      let drivers: RedisDriver[] = []
+      let clients: Sluice[] = []
+      const client = async (): Promise<Sluice> => {
+        const driver = await RedisDriver.connect({ endpoint: parseRedisUrl(url), clock })
+        drivers.push(driver)
+        const sluice = new Sluice(driver, { clock })
+        clients.push(sluice)
+        return sluice
+      }
+      let sluice = await client()
+      const closeAll = async (): Promise<void> => {
+        for (const c of clients) await c.close({ drain: false, timeoutMs: 0 }).catch(() => undefined)
+        clients = []
+        drivers = []
+      }
+      cleanup(t, async () => {
+        await closeAll()
+        await deleteByPrefix(url, prefix)
+      })
+      return {
+        get sluice() {
+          return sluice
+        },
+        async advance(ms: number, stepMs = 50): Promise<void> {
+          for (let left = ms; left > 0; left -= stepMs) {
+            clock.advance(Math.min(stepMs, left))
+            for (const driver of drivers) await driver.idle()
+            await turn()
+          }
+        },
+        now: () => clock.now(),
+        async restart() {
+          await closeAll()
+          sluice = await client()
+          return sluice
+        },
+        connect: () => client(),
+      }
+    },
+  }
+}
+
+/** Removes every key a test made (SCAN, never KEYS: the server may be shared). */
+async function deleteByPrefix(url: string, prefix: string): Promise<void> {
+  const endpoint = parseRedisUrl(url)
+  const node = endpoint.nodes[0]!
+  const redis = new Redis({ host: node.host, port: node.port, db: endpoint.db, lazyConnect: true })
+  try {
+    await redis.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+      cursor = next
+      for (const key of keys) await redis.del(key)
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+}
