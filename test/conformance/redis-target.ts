@@ -1,6 +1,6 @@
 import type { TestContext } from 'node:test'
 import { setImmediate as turn } from 'node:timers/promises'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { FakeClock } from '../../src/core/clock.ts'
 import type { ConformanceTarget, TargetInstance } from '../../src/core/conformance/suite.ts'
 import { uuidv7 } from '../../src/core/ids.ts'
@@ -16,10 +16,11 @@ import { cleanup } from '../helpers/cleanup.ts'
  * clock moves Redis time for Sluice. A restart is a new client process on the
  * same server (what a consumer service restarting sees).
  */
-export function redisTarget(name: string, baseUrl: string): ConformanceTarget {
+export function redisTarget(name: string, server: string | (() => Promise<string>)): ConformanceTarget {
   return {
     name,
     async open(t: TestContext): Promise<TargetInstance> {
+      const baseUrl = typeof server === 'string' ? server : await server()
       const clock = new FakeClock(Date.now())
       const prefix = `sluice-test-${uuidv7()}`
       const url = `${baseUrl}${baseUrl.includes('?') ? '&' : '?'}prefix=${prefix}`
@@ -65,20 +66,36 @@ export function redisTarget(name: string, baseUrl: string): ConformanceTarget {
   }
 }
 
-/** Removes every key a test made (SCAN, never KEYS: the server may be shared). */
+/** Removes every key a test made (SCAN, never KEYS: the server may be shared), on every master of a cluster. */
 async function deleteByPrefix(url: string, prefix: string): Promise<void> {
   const endpoint = parseRedisUrl(url)
+  const nodes: Redis[] = []
+  if (endpoint.cluster) {
+    const cluster = new Cluster(endpoint.nodes.map((n) => ({ host: n.host, port: n.port })))
+    try {
+      await cluster.ping()
+      for (const node of cluster.nodes('master')) await deleteOn(node, prefix)
+    } finally {
+      cluster.disconnect()
+    }
+    return
+  }
   const node = endpoint.nodes[0]!
   const redis = new Redis({ host: node.host, port: node.port, db: endpoint.db, lazyConnect: true })
+  nodes.push(redis)
   try {
     await redis.connect()
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-      cursor = next
-      for (const key of keys) await redis.del(key)
-    } while (cursor !== '0')
+    await deleteOn(redis, prefix)
   } finally {
     redis.disconnect()
   }
+}
+
+async function deleteOn(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+    cursor = next
+    for (const key of keys) await redis.del(key)
+  } while (cursor !== '0')
 }
