@@ -2,6 +2,7 @@ import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Clock } from './core/clock.ts'
 import type { Codec } from './core/codec.ts'
+import type { Driver } from './core/driver.ts'
 import { ErrorCode, sluiceError } from './core/errors.ts'
 import { Sluice } from './core/sluice.ts'
 import { checkInteger } from './core/validate.ts'
@@ -89,38 +90,45 @@ export async function open(urlOrOptions: OpenOptions | string = {}): Promise<Slu
     clock: options.clock,
     onError: options.onError,
   }
+  return new Sluice(await openDriver(url, options), sluiceOptions)
+}
+
+/**
+ * The driver of a URL, loaded lazily: the embedded engine for `file:` and
+ * `memory:`, the broker client for `sluice://`, Redis for `redis://` and
+ * `redis+cluster://`. What `open()` wraps in a `Sluice`, and what `sluice
+ * serve --url` puts the broker in front of.
+ */
+export async function openDriver(url: string, options: OpenOptions = {}): Promise<Driver> {
   if (url === 'memory:' || url.startsWith('file:')) {
     const { Engine } = await import('./engine/engine.ts')
-    const engine = await Engine.open({
+    return Engine.open({
       dir: url === 'memory:' ? undefined : dataDirOf(url),
       clock: options.clock,
       diskReserveBytes: options.diskReserveBytes,
       cacheBytes: options.cacheBytes,
     })
-    return new Sluice(engine, sluiceOptions)
   }
   if (url.startsWith('sluice://')) {
     const { host, port } = brokerAddress(url)
     const { RemoteDriver } = await import('./client/remote-driver.ts')
-    const driver = await RemoteDriver.connect({
+    return RemoteDriver.connect({
       host,
       port,
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     })
-    return new Sluice(driver, sluiceOptions)
   }
   if (/^rediss?(\+cluster)?:/i.test(url)) {
     const [{ parseRedisUrl }, { RedisDriver }] = await Promise.all([
       import('./drivers/redis/link.ts'),
       import('./drivers/redis/redis-driver.ts'),
     ])
-    const driver = await RedisDriver.connect({
+    return RedisDriver.connect({
       endpoint: parseRedisUrl(url),
       clock: options.clock,
       connectTimeoutMs: options.connectTimeoutMs,
     })
-    return new Sluice(driver, sluiceOptions)
   }
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]
   throw sluiceError(

@@ -61,6 +61,11 @@ program
       .default(defaultDataDir),
   )
   .addOption(
+    new Option('--url <url>', 'front another runtime instead: redis://host:6379 or redis+cluster://h1:7000,h2:7001')
+      .env('SLUICE_URL')
+      .conflicts('dataDir'),
+  )
+  .addOption(
     new Option('--host <host>', 'interface to listen on (anything but loopback exposes an unauthenticated broker)')
       .env('SLUICE_HOST')
       .default('127.0.0.1'),

@@ -15,11 +15,22 @@ import { fixture, runChild, type Child } from '../helpers/child.ts'
  * has its answers (a heartbeat's extend has reached the broker), then moves
  * the broker's.
  */
-export function brokerTarget(): ConformanceTarget {
+export function brokerTarget(backend?: {
+  readonly name: string
+  /** Where the broker keeps its data for one test (a redis:// URL), and how to remove it after. */
+  readonly open: () => Promise<{ readonly where: string; readonly remove: () => Promise<void> }>
+}): ConformanceTarget {
   return {
-    name: 'broker',
+    name: backend?.name ?? 'broker',
     async open(t: TestContext): Promise<TargetInstance> {
-      const dir = await mkdtemp(join(tmpdir(), 'sluice-conformance-broker-'))
+      const data =
+        backend === undefined
+          ? await (async () => {
+              const dir = await mkdtemp(join(tmpdir(), 'sluice-conformance-broker-'))
+              return { where: dir, remove: () => rm(dir, { recursive: true, force: true }) }
+            })()
+          : await backend.open()
+      const dir = data.where
       const clock = new FakeClock(Date.now())
       let port = 0
       let broker: Child
@@ -60,7 +71,7 @@ export function brokerTarget(): ConformanceTarget {
       t.after(async () => {
         await closeClients()
         await stopBroker()
-        await rm(dir, { recursive: true, force: true })
+        await data.remove()
       })
       return {
         get sluice() {

@@ -67,7 +67,7 @@ export function redisTarget(name: string, server: string | (() => Promise<string
 }
 
 /** Removes every key a test made (SCAN, never KEYS: the server may be shared), on every master of a cluster. */
-async function deleteByPrefix(url: string, prefix: string): Promise<void> {
+export async function deleteByPrefix(url: string, prefix: string): Promise<void> {
   const endpoint = parseRedisUrl(url)
   const nodes: Redis[] = []
   if (endpoint.cluster) {

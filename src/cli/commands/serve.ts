@@ -1,10 +1,11 @@
 import { Broker } from '../../broker/server.ts'
-import { Engine } from '../../engine/engine.ts'
 import { ErrorCode, sluiceError, type SluiceError } from '../../core/errors.ts'
-import { dataDirOf } from '../../open.ts'
+import { dataDirOf, openDriver } from '../../open.ts'
 
 export interface ServeOptions {
   readonly dataDir: string
+  /** Another runtime to front instead of the embedded engine: `redis://…`, `redis+cluster://…`. */
+  readonly url?: string
   readonly host: string
   readonly port: number
   readonly httpPort: number
@@ -15,17 +16,22 @@ export interface ServeOptions {
 }
 
 /**
- * `sluice serve`: the broker on the embedded engine. SIGTERM/SIGINT drain
+ * `sluice serve`: the broker on the embedded engine (or on the runtime
+ * `--url` names: Redis, a Redis Cluster). SIGTERM/SIGINT drain
  * (stop accepting, report not ready, let in-flight acks land, fsync, close);
  * a second signal exits at once.
  */
 export async function serve(options: ServeOptions, print: (line: string) => void): Promise<void> {
-  const dir =
-    options.dataDir === 'memory:'
-      ? undefined
-      : dataDirOf(options.dataDir.startsWith('file:') ? options.dataDir : `file:${options.dataDir}`)
-  const engine = await Engine.open({ dir, diskReserveBytes: options.diskReserveBytes })
-  const broker = new Broker(engine, {
+  const url =
+    options.url ?? (options.dataDir === 'memory:' ? 'memory:' : `file:${options.dataDir.replace(/^file:/, '')}`)
+  if (url.startsWith('sluice://'))
+    throw sluiceError(
+      ErrorCode.InvalidArgument,
+      `a broker cannot front another broker (${url}); give --url redis://… or --data-dir`,
+    )
+  const where = url.startsWith('file:') ? dataDirOf(url) : url === 'memory:' ? 'memory' : redacted(url)
+  const driver = await openDriver(url, { diskReserveBytes: options.diskReserveBytes })
+  const broker = new Broker(driver, {
     host: options.host,
     port: options.port,
     httpPort: options.httpPort,
@@ -38,12 +44,12 @@ export async function serve(options: ServeOptions, print: (line: string) => void
     bound = await broker.start()
   } catch (err) {
     // What listened (the protocol port, perhaps) stops, and the engine lets go of the data directory.
-    await broker.stop().catch(() => engine.close())
+    await broker.stop().catch(() => driver.close())
     throw portInUse(err, options) ?? err
   }
   const { port, httpPort } = bound
   print(
-    `sluice broker listening on ${options.host}:${port} (protocol) and ${options.host}:${httpPort} (HTTP: /healthz /readyz), data in ${dir ?? 'memory'}`,
+    `sluice broker listening on ${options.host}:${port} (protocol) and ${options.host}:${httpPort} (HTTP: /healthz /readyz), data in ${where}`,
   )
   if (options.host !== '127.0.0.1' && options.host !== 'localhost' && options.host !== '::1') {
     print(
@@ -85,4 +91,9 @@ function portInUse(err: unknown, options: ServeOptions): SluiceError | null {
     `the ${what} port ${port} on ${options.host} is already in use (another 'sluice serve'?); stop what listens there or pick another port with ${flag} <port> (0: any free one)`,
     { details: { port, host: options.host } },
   )
+}
+
+/** A URL as it may be printed: any password replaced. */
+function redacted(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
 }
