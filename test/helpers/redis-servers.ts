@@ -70,7 +70,9 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 /** A redis-server with the append-only file, fsynced as `appendfsync` says. */
-export async function startRedis(options: { appendfsync?: 'always' | 'everysec' | 'no'; extra?: string[] } = {}): Promise<RedisServer> {
+export async function startRedis(
+  options: { appendfsync?: 'always' | 'everysec' | 'no'; extra?: string[] } = {},
+): Promise<RedisServer> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-redis-'))
   const port = await clusterPort(new Set())
   const args = [
