@@ -13,7 +13,7 @@ export function partitionOf(record: AppendRecord, partitions: number): number {
   return partitionForKey(record.key ?? record.id, partitions)
 }
 
-/** The 10 script arguments of one record (see appendScript). */
+/** The 9 script arguments of one record (see appendScript). */
 export function appendArgs(record: AppendRecord, now: number, dedupWindowMs: number): (string | Buffer | number)[] {
   const byId = record.idFromProducer === true && dedupWindowMs > 0
   const bySequence = record.producerId !== undefined && record.sequence !== undefined
@@ -21,7 +21,6 @@ export function appendArgs(record: AppendRecord, now: number, dedupWindowMs: num
     byId ? `i:${record.id}` : '',
     now + dedupWindowMs,
     bySequence ? `p:${record.producerId}:${record.sequence}` : '',
-    now + producerWindowMs,
     record.id,
     record.key === null ? '-' : `+${record.key}`,
     JSON.stringify(record.headers),
@@ -30,3 +29,5 @@ export function appendArgs(record: AppendRecord, now: number, dedupWindowMs: num
     record.deliverAt,
   ]
 }
+
+export { producerWindowMs }

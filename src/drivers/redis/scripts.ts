@@ -146,53 +146,81 @@ end
 export const subscriptionKeyCount = 13
 
 /**
- * Appends `count` records given in ARGV from `base`, 10 values each (see
+ * Appends `count` records given in ARGV from `base`, 9 values each (see
  * appendScript), to the partition whose keys are P = {log, ids, idExpiry,
- * meta}; false when the topic's generation is not `gen` (deleted).
+ * meta}; false when the topic's generation is not `gen` (deleted). Dedup
+ * entries are looked up with one HMGET and written with one HSET and one
+ * ZADD per append, not per record.
  */
 const appendPrelude = `
-local function appendRecords(P, gen, now, channel, partition, base, count)
+local function appendRecords(P, gen, now, channel, partition, seqExp, base, count)
   local log, ids, idExpiry, pmeta = P[1], P[2], P[3], P[4]
   if redis.call('HGET', pmeta, 'gen') ~= gen then return false end
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', idExpiry, '-inf', now, 'LIMIT', 0, 1000)) do
-    redis.call('HDEL', ids, m)
-    redis.call('ZREM', idExpiry, m)
+  local expired = redis.call('ZRANGEBYSCORE', idExpiry, '-inf', now, 'LIMIT', 0, 1000)
+  if #expired > 0 then
+    redis.call('HDEL', ids, unpack(expired))
+    redis.call('ZREM', idExpiry, unpack(expired))
+  end
+  -- Every id and sequence key of the append, looked up at once.
+  local lookup = {}
+  for r = 0, count - 1 do
+    local b = base + r * 9
+    if ARGV[b] ~= '' then lookup[#lookup + 1] = ARGV[b] end
+    if ARGV[b + 2] ~= '' then lookup[#lookup + 1] = ARGV[b + 2] end
+  end
+  local seen = {}
+  if #lookup > 0 then
+    local found = redis.call('HMGET', ids, unpack(lookup))
+    for i, name in ipairs(lookup) do
+      if found[i] then seen[name] = found[i] end
+    end
   end
   local out = {}
+  local fields = {}
+  local expiries = {}
   local added = 0
+  local nowText = string.format('%d', now)
   for r = 0, count - 1 do
-    local b = base + r * 10
-    local idKey, idExp, seqKey, seqExp = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-    local first = false
-    if idKey ~= '' then first = redis.call('HGET', ids, idKey) end
-    if not first and seqKey ~= '' then first = redis.call('HGET', ids, seqKey) end
+    local b = base + r * 9
+    local idKey, seqKey = ARGV[b], ARGV[b + 2]
+    local first = (idKey ~= '' and seen[idKey]) or (seqKey ~= '' and seen[seqKey]) or false
     if first then
       out[#out + 1] = first
       out[#out + 1] = 1
     else
-      local args = { 'XADD', log, '0-*', 'i', ARGV[b + 4] }
-      local key = ARGV[b + 5]
+      local id
+      local key = ARGV[b + 4]
       if string.sub(key, 1, 1) == '+' then
-        args[#args + 1] = 'k'
-        args[#args + 1] = string.sub(key, 2)
+        id = redis.call('XADD', log, '0-*', 'i', ARGV[b + 3], 'k', string.sub(key, 2), 'h', ARGV[b + 5],
+          'f', ARGV[b + 6], 'd', ARGV[b + 7], 't', nowText, 'a', ARGV[b + 8])
+      else
+        id = redis.call('XADD', log, '0-*', 'i', ARGV[b + 3], 'h', ARGV[b + 5],
+          'f', ARGV[b + 6], 'd', ARGV[b + 7], 't', nowText, 'a', ARGV[b + 8])
       end
-      for _, v in ipairs({ 'h', ARGV[b + 6], 'f', ARGV[b + 7], 'd', ARGV[b + 8], 't', string.format('%d', now), 'a', ARGV[b + 9] }) do
-        args[#args + 1] = v
-      end
-      local id = redis.call(unpack(args))
       local o = string.format('%d', tonumber(string.sub(id, 3)) - 1)
+      -- A repeat later in the same append is the same message.
       if idKey ~= '' then
-        redis.call('HSET', ids, idKey, o)
-        redis.call('ZADD', idExpiry, idExp, idKey)
+        seen[idKey] = o
+        fields[#fields + 1] = idKey
+        fields[#fields + 1] = o
+        expiries[#expiries + 1] = ARGV[b + 1]
+        expiries[#expiries + 1] = idKey
       end
       if seqKey ~= '' then
-        redis.call('HSET', ids, seqKey, o)
-        redis.call('ZADD', idExpiry, seqExp, seqKey)
+        seen[seqKey] = o
+        fields[#fields + 1] = seqKey
+        fields[#fields + 1] = o
+        expiries[#expiries + 1] = seqExp
+        expiries[#expiries + 1] = seqKey
       end
       out[#out + 1] = o
       out[#out + 1] = 0
       added = added + 1
     end
+  end
+  if #fields > 0 then
+    redis.call('HSET', ids, unpack(fields))
+    redis.call('ZADD', idExpiry, unpack(expiries))
   end
   if added > 0 then
     redis.call('HINCRBY', pmeta, 'published', added)
@@ -203,15 +231,16 @@ end
 `
 
 /**
- * Appends records to one partition, each unless it repeats a message id or
+ * Appends records to one partition, each unless it repeats a message id or a
  * producer sequence seen within its window (then the first one's offset).
  * KEYS: log, ids, idExpiry, partitionMeta. ARGV: gen, now, channel,
- * partition, count, then per record: idKey, idExpiresAt, seqKey,
- * seqExpiresAt, id, key ('-' none, '+<key>'), headers, format, payload,
- * deliverAt. Answers offset and duplicate (0/1) per record, or {'gone'}.
+ * partition, count, seqExpiresAt, then per record: idKey ('' none),
+ * idExpiresAt, seqKey ('' none), id, key ('-' none, '+<key>'), headers,
+ * format, payload, deliverAt. Answers offset and duplicate (0/1) per
+ * record, or {'gone'}.
  */
 export const appendScript = `${appendPrelude}
-local out = appendRecords({ KEYS[1], KEYS[2], KEYS[3], KEYS[4] }, ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], 6, tonumber(ARGV[5]))
+local out = appendRecords({ KEYS[1], KEYS[2], KEYS[3], KEYS[4] }, ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[6], 7, tonumber(ARGV[5]))
 if out == false then return {'gone'} end
 return out
 `
@@ -393,7 +422,7 @@ return out
  * KEYS: the input's subscription keys, the input partition's `ids` and
  * `idExpiry`, then 4 append keys per output group. ARGV: gen, now, name,
  * offset, attempt, txId, txExpiresAt, channel, partition, groups, then per
- * group: topicGen, channel, partition, count, then its records (10 values
+ * group: topicGen, channel, partition, count, then its records (9 values
  * each, as appendScript). Answers {'repeat', outcome}, {'lost'},
  * {'gone', group index}, or {'ok', outcome} where outcome is
  * "offset:duplicate,...;..." per group.
@@ -418,7 +447,7 @@ for g = 1, groups do
   local P = { KEYS[keyBase + 1], KEYS[keyBase + 2], KEYS[keyBase + 3], KEYS[keyBase + 4] }
   if redis.call('HGET', P[4], 'gen') ~= ARGV[at] then return { 'gone', g - 1 } end
   plan[g] = { P = P, gen = ARGV[at], channel = ARGV[at + 1], partition = ARGV[at + 2], count = tonumber(ARGV[at + 3]), base = at + 4 }
-  at = at + 4 + tonumber(ARGV[at + 3]) * 10
+  at = at + 4 + tonumber(ARGV[at + 3]) * 9
 end
 redis.call('HDEL', S.lease, o)
 redis.call('ZREM', S.deadlines, o)
@@ -426,7 +455,7 @@ settle(S, tonumber(o), lease.key, now, 'acked')
 local parts = {}
 for g = 1, groups do
   local p = plan[g]
-  local out = appendRecords(p.P, p.gen, now, p.channel, p.partition, p.base, p.count)
+  local out = appendRecords(p.P, p.gen, now, p.channel, p.partition, ARGV[7], p.base, p.count)
   local items = {}
   for i = 1, #out, 2 do items[#items + 1] = out[i] .. ":" .. out[i + 1] end
   parts[g] = table.concat(items, ",")

@@ -9,8 +9,8 @@ import { commitScript, settleScript } from './scripts.ts'
 
 const scripts = { commit: new Script('commit', commitScript), settle: new Script('settle', settleScript) }
 
-/** A repeat of a transaction is recognised this long (an answer lost and the commit sent again). */
-const txWindowMs = 24 * 3_600_000
+/** A repeat of a transaction is recognised this long (an answer lost and the commit sent again within the request timeout). */
+const txWindowMs = 120_000
 
 interface Group {
   readonly topic: string
@@ -76,7 +76,11 @@ export async function commitArgs(
     keys.push(...driver.keys.partition(group.topic, group.partition))
     args.push(group.gen, driver.keys.wake(group.topic), group.partition, group.items.length)
     const window = registrations.get(group.topic)!.info.dedupWindowMs
-    for (const { output, index } of group.items) args.push(...appendArgs(outputs[output]!.records[index]!, now, window))
+    // The transaction's own entry recognises a repeat: its outputs need no producer sequence entries.
+    for (const { output, index } of group.items) {
+      const record = outputs[output]!.records[index]!
+      args.push(...appendArgs({ ...record, producerId: undefined, sequence: undefined }, now, window))
+    }
   }
   const reply = await driver.link.run(scripts.commit, keys, args)
   const status = Array.isArray(reply) ? text(reply[0]) : ''
