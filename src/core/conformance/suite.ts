@@ -1,6 +1,7 @@
 import { describe } from 'node:test'
 import { atLeastOnceCases } from './cases/at-least-once.ts'
 import { backpressureCases, dropOldestUnderLoadCases } from './cases/backpressure.ts'
+import { capabilityCases } from './cases/capabilities.ts'
 import { atMostOnceCases } from './cases/at-most-once.ts'
 import { delayedCases } from './cases/delayed.ts'
 import { deletedWhileConsumingCases } from './cases/deleted-while-consuming.ts'
@@ -18,6 +19,7 @@ import type { ConformanceTarget } from './target.ts'
  */
 export function runConformance(target: ConformanceTarget): void {
   describe(`conformance: ${target.name}`, { skip: target.skip ?? false }, () => {
+    capabilityCases(target)
     fanOutCases(target)
     orderingCases(target)
     atLeastOnceCases(target)
