@@ -210,7 +210,8 @@ export class Sluice {
    * Publishes one message and resolves with its receipt once it is stored as
    * the topic's durability says. The partition comes from the key (Kafka's
    * murmur2), round-robin without one. Throws TOPIC_NOT_FOUND,
-   * MESSAGE_TOO_LARGE (nothing stored), INVALID_ARGUMENT, STORAGE_FULL.
+   * MESSAGE_TOO_LARGE (nothing stored), INVALID_ARGUMENT, STORAGE_FULL,
+   * UNSUPPORTED (delayMs or deliverAt on a runtime without delayed delivery).
    */
   async publish(topic: string, data: unknown, options?: PublishOptions): Promise<Receipt> {
     this.checkOpen()
@@ -278,7 +279,8 @@ export class Sluice {
    * backoff (at-least-once). Without one, iterate: `for await (const m of sub)`.
    * Throws TOPIC_NOT_FOUND, INVALID_ARGUMENT (options; `global` ordering on a
    * multi-partition topic), CONFLICT (other live consumers use another ordering
-   * or delivery), UNSUPPORTED (an ordering or delivery the driver lacks).
+   * or delivery), UNSUPPORTED (an ordering or delivery the runtime lacks, or
+   * exactly-once without transactions; checked before the partitions are).
    */
   async subscribe<T = unknown>(
     topic: string,
@@ -374,6 +376,7 @@ export class Sluice {
    * no delivery attempt is counted and a subscription that does not exist yet
    * is not created (it sees every stored message). Messages leased to live
    * consumers and delayed ones are included. For tools and inspection.
+   * UNSUPPORTED on a runtime without `peek`.
    */
   async peek<T = unknown>(
     topic: string,
@@ -408,6 +411,7 @@ export class Sluice {
   /**
    * Dead letters of `topic` (in `<topic>.dlq`, or `deadLetterTopic`) that
    * have not been redriven, oldest first per partition, with why they died.
+   * UNSUPPORTED on a runtime without `peek`.
    */
   async deadLetters<T = unknown>(
     topic: string,
