@@ -189,7 +189,7 @@ interface Asked {
 }
 
 /** The UNSUPPORTED error for a call that asks for something the runtime does not have. */
-export function unsupported(capabilities: Capabilities, asked: Asked): never {
+function unsupported(capabilities: Capabilities, asked: Asked): never {
   const { need, what } = asked
   const capability = typeof need === 'string' ? need : need[0]
   const value = typeof need === 'string' ? undefined : need[1]
