@@ -22,6 +22,16 @@ export { murmur2, partitionForKey } from './core/partition.ts'
 export type { Clock } from './core/clock.ts'
 export type { Driver, DriverConsumer, Capabilities } from './core/driver.ts'
 export {
+  capabilityMeanings,
+  capabilityNames,
+  knownRuntimes,
+  LimitMeasure,
+  RateLimitScope,
+  RetentionKind,
+  type CapabilityName,
+  type KnownRuntime,
+} from './core/capabilities.ts'
+export {
   DeliveryGuarantee,
   Durability,
   Ordering,

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { open } from '../src/open.ts'
 import type { Sluice } from '../src/core/sluice.ts'
 import type { Receipt, TopicInfo, TopicStats } from '../src/core/types.ts'
+import { capabilityNames, knownRuntimes, type Capabilities } from '../src/core/capabilities.ts'
 import { cleanup } from './helpers/cleanup.ts'
 import { fixture, runChild, type Child } from './helpers/child.ts'
 import { tempDir } from './helpers/temp-dir.ts'
@@ -111,7 +112,7 @@ describe('sluice CLI', { concurrency: 4 }, () => {
 
   it('--help lists every verb', async (t) => {
     const help = await ok(t, ['--help'])
-    for (const verb of ['topics', 'publish', 'consume', 'stats', 'dlq', 'serve', 'demo'])
+    for (const verb of ['topics', 'publish', 'consume', 'stats', 'dlq', 'check', 'serve', 'demo'])
       assert.match(help, new RegExp(`^  ${verb} `, 'm'), `${verb} in --help`)
   })
 
@@ -419,5 +420,31 @@ describe('sluice CLI', { concurrency: 4 }, () => {
     await ok(t, ['publish', 'cli-local', '{"local":true}', '--url', url])
     const printed = await ok(t, ['consume', 'cli-local', '--subscription', 's', '--count', '1', '--url', url])
     assert.equal(printed, '0:0  {"local":true}\n')
+  })
+
+  it('check prints one row per capability, what the runtime has and what it means; --json the Capabilities', async (t) => {
+    const memory = knownRuntimes.find((r) => r.url === 'memory:')!.capabilities!
+    const [human, json, remote] = await Promise.all([
+      ok(t, ['check', '--url', 'memory:']),
+      ok(t, ['check', '--url', 'memory:', '--json']),
+      // The broker of these tests runs on a memory: engine: its clients have what it has, every field crossing.
+      ok(t, ['check', '--json']),
+    ])
+    const lines = human.split('\n')
+    assert.equal(lines[0], 'runtime memory:')
+    assert.match(lines[2]!, /^CAPABILITY +HAS +MEANING$/)
+    const rows = new Map(lines.slice(3, 3 + capabilityNames.length).map((line) => [line.split(/ {2,}/)[0], line]))
+    assert.deepEqual([...rows.keys()], [...capabilityNames])
+    assert.match(rows.get('durability')!, /^durability +memory +when a publish counts as stored/)
+    assert.match(rows.get('orderings')!, /^orderings +none, key, partition, global +/)
+    assert.match(rows.get('delayedDelivery')!, /^delayedDelivery +yes +publish with delayMs or deliverAt$/)
+    assert.match(human, /fails with UNSUPPORTED/)
+    assert.deepEqual(JSON.parse(json) as Capabilities, memory)
+    assert.deepEqual(JSON.parse(remote) as Capabilities, memory)
+    const broker = await ok(t, ['check'])
+    assert.match(
+      broker.split('\n')[0]!,
+      /^runtime sluice:\/\/127\.0\.0\.1:\d+ \(a broker client: what its broker's runtime has\)$/,
+    )
   })
 })

@@ -59,6 +59,8 @@ test(
       'dist/index.d.ts',
       'dist/cli/main.js',
       'dist/testing.js',
+      'dist/core/conformance/suite.js',
+      'dist/core/conformance/suite.d.ts',
     ])
       assert.ok(paths.includes(path), `${path} is in the package`)
     assert.deepEqual(
@@ -96,6 +98,18 @@ process.stdout.write(JSON.stringify(message.data))
 `,
     )
     assert.equal(ok('the app', await run(process.execPath, ['check.js'], app, 60_000)), '{"order":1}')
+
+    // The conformance suite, for drivers written elsewhere: importing it registers nothing until it is called.
+    await writeFile(
+      join(app, 'conformance.js'),
+      `import { runConformance } from 'sluice/conformance'
+process.stdout.write(typeof runConformance)
+`,
+    )
+    assert.equal(
+      ok('import sluice/conformance', await run(process.execPath, ['conformance.js'], app, 60_000)),
+      'function',
+    )
 
     const help = ok('npx sluice --help', await run('npx', ['sluice', '--help'], app, 120_000))
     assert.match(help, /^Usage: sluice /m)

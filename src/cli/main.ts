@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { Command, Option } from 'commander'
 import { SluiceError } from '../core/errors.ts'
 import { defaultDataDir } from '../open.ts'
+import { registerCheck } from './commands/check.ts'
 import { registerConsume } from './commands/consume.ts'
 import { demo } from './commands/demo.ts'
 import { registerDlq } from './commands/dlq.ts'
@@ -42,7 +43,8 @@ and take --json for machine output. Examples:
   sluice consume orders.dlq --subscription look --peek
   sluice dlq list orders --subscription audit
   sluice dlq redrive orders --rate 100
-  sluice stats orders`,
+  sluice stats orders
+  sluice check --url memory:`,
   )
 
 watchStdout()
@@ -51,6 +53,7 @@ registerPublish(program)
 registerConsume(program)
 registerStats(program)
 registerDlq(program)
+registerCheck(program)
 
 program
   .command('serve')

@@ -1,3 +1,4 @@
+import { capabilitiesFromWire } from '../core/capabilities.ts'
 import type { AppendOptions, Capabilities, Driver, DriverConsumer } from '../core/driver.ts'
 import { ErrorCode, sluiceError } from '../core/errors.ts'
 import type { RedriveOptions, RedriveResult } from '../core/dead-letters.ts'
@@ -70,6 +71,8 @@ export class RemoteDriver implements Driver {
   private pendingRecords = 0
   /** Appends sent and not yet answered: close() waits for them, so that what was stored is reported stored. */
   private readonly appending = new Set<Promise<Receipt[]>>()
+  /** The broker's, from its last WELCOME (a reconnect may reach a broker that has others), read once per WELCOME. */
+  private welcomed: { readonly wire: unknown; readonly capabilities: Capabilities } | null = null
 
   private constructor(options: ConnectionOptions) {
     this.connection = new ClientConnection(options, {
@@ -93,8 +96,12 @@ export class RemoteDriver implements Driver {
     return driver
   }
 
+  /** What the broker's runtime can do; what an older broker does not declare counts as absent. */
   get capabilities(): Capabilities {
-    return this.connection.capabilities as Capabilities
+    const wire = this.connection.capabilities
+    if (this.welcomed === null || this.welcomed.wire !== wire)
+      this.welcomed = { wire, capabilities: capabilitiesFromWire(wire) }
+    return this.welcomed.capabilities
   }
 
   private checkOpen(): void {

@@ -25,6 +25,7 @@ export interface Message<T = unknown> extends StoredMessage<T> {
    * With `publish`, the acknowledgement and the publishing of those messages
    * are one transaction (consume-transform-produce): both happen or neither,
    * also across a crash; resolves with the receipts of the published messages.
+   * UNSUPPORTED on a runtime without `transactions` (the message stays unsettled).
    */
   ack(options?: { publish?: readonly TransactionMessage[] }): Promise<Receipt[]>
   /** Gives the message back as failed: offered again after `delayMs` (default: the backoff), or dead-lettered after maxAttempts. */

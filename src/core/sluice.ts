@@ -1,3 +1,4 @@
+import { checkCapabilities, type Capabilities } from './capabilities.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { decodePayload, encodePayload, type Codec } from './codec.ts'
 import type { AppendOptions, Driver } from './driver.ts'
@@ -91,8 +92,13 @@ export class Sluice {
       options.backpressureRetry === undefined ? null : checkRetryPolicy(options.backpressureRetry, defaultPublishRetry)
   }
 
-  /** What the underlying driver supports. */
-  get capabilities(): Driver['capabilities'] {
+  /**
+   * What this runtime can do (for a broker client: what its broker's runtime
+   * can). A call that asks for anything else fails with UNSUPPORTED naming
+   * the capability. `sluice check --url <url>` prints the same table.
+   */
+  capabilities(): Capabilities {
+    this.checkOpen()
     return this.driver.capabilities
   }
 
@@ -104,11 +110,16 @@ export class Sluice {
    * Creates a topic. Idempotent: if it exists and every field given here
    * matches, resolves with the existing topic; a different value for a given
    * field throws CONFLICT. Throws INVALID_ARGUMENT for a bad name or config,
-   * UNSUPPORTED for a durability the driver cannot give.
+   * UNSUPPORTED for what the runtime does not have (see `capabilities()`: a
+   * durability, a limit and its overflow mode, a rate-limit scope, a kind of
+   * retention, a dedup window).
    */
   async createTopic(name: string, config: TopicConfig = {}): Promise<TopicInfo> {
     this.checkOpen()
-    return this.driver.createTopic(checkTopicName(name), checkTopicConfig(config))
+    checkTopicName(name)
+    const checked = checkTopicConfig(config)
+    checkCapabilities(this.driver.capabilities, { topic: checked })
+    return this.driver.createTopic(name, checked)
   }
 
   /** The topic's configuration; TOPIC_NOT_FOUND when absent. */
@@ -132,6 +143,9 @@ export class Sluice {
   private toRecord(topic: string, data: unknown, options: PublishOptions | undefined): AppendRecord {
     const now = this.clock.now()
     const checked = checkPublishOptions(options, now)
+    // Only a delay asks anything of the runtime: the common publish pays for no more than these two tests.
+    if (options?.delayMs !== undefined || options?.deliverAt !== undefined)
+      checkCapabilities(this.driver.capabilities, { publish: options })
     const { payload, format } = encodePayload(data, this.options.codec)
     return {
       id: checked.id ?? uuidv7(now),
@@ -196,7 +210,8 @@ export class Sluice {
    * Publishes one message and resolves with its receipt once it is stored as
    * the topic's durability says. The partition comes from the key (Kafka's
    * murmur2), round-robin without one. Throws TOPIC_NOT_FOUND,
-   * MESSAGE_TOO_LARGE (nothing stored), INVALID_ARGUMENT, STORAGE_FULL.
+   * MESSAGE_TOO_LARGE (nothing stored), INVALID_ARGUMENT, STORAGE_FULL,
+   * UNSUPPORTED (delayMs or deliverAt on a runtime without delayed delivery).
    */
   async publish(topic: string, data: unknown, options?: PublishOptions): Promise<Receipt> {
     this.checkOpen()
@@ -264,7 +279,8 @@ export class Sluice {
    * backoff (at-least-once). Without one, iterate: `for await (const m of sub)`.
    * Throws TOPIC_NOT_FOUND, INVALID_ARGUMENT (options; `global` ordering on a
    * multi-partition topic), CONFLICT (other live consumers use another ordering
-   * or delivery), UNSUPPORTED (an ordering or delivery the driver lacks).
+   * or delivery), UNSUPPORTED (an ordering or delivery the runtime lacks, or
+   * exactly-once without transactions; checked before the partitions are).
    */
   async subscribe<T = unknown>(
     topic: string,
@@ -282,19 +298,7 @@ export class Sluice {
       options = handlerOrOptions
     }
     const checked = checkSubscribeOptions(topic, options)
-    const caps = this.driver.capabilities
-    if (!caps.orderings.includes(checked.config.ordering)) {
-      throw sluiceError(
-        ErrorCode.Unsupported,
-        `this driver does not support ordering '${checked.config.ordering}' (it supports ${caps.orderings.join(', ')})`,
-      )
-    }
-    if (!caps.deliveries.includes(checked.config.delivery)) {
-      throw sluiceError(
-        ErrorCode.Unsupported,
-        `this driver does not support delivery '${checked.config.delivery}' (it supports ${caps.deliveries.join(', ')})`,
-      )
-    }
+    checkCapabilities(this.driver.capabilities, { consumer: checked.config })
     const consumer = await this.driver.openConsumer(topic, subscription, checked.config)
     const sub: Subscription<T> = new Subscription<T>(
       consumer,
@@ -329,6 +333,7 @@ export class Sluice {
 
   /** Checks and encodes the messages of `ack({ publish })`, grouped by topic. */
   private encodeOutputs(messages: readonly TransactionMessage[]): TransactionOutput[] {
+    checkCapabilities(this.driver.capabilities, { transaction: true })
     const given: unknown = messages
     if (!Array.isArray(given)) invalid('publish must be an array of { topic, data, key?, id?, headers? }')
     const byTopic = new Map<string, AppendRecord[]>()
@@ -371,6 +376,7 @@ export class Sluice {
    * no delivery attempt is counted and a subscription that does not exist yet
    * is not created (it sees every stored message). Messages leased to live
    * consumers and delayed ones are included. For tools and inspection.
+   * UNSUPPORTED on a runtime without `peek`.
    */
   async peek<T = unknown>(
     topic: string,
@@ -381,6 +387,7 @@ export class Sluice {
     checkTopicName(topic)
     checkSubscriptionName(subscription)
     const max = options.max === undefined ? 100 : checkInteger('max', options.max, 1, limits.readMax)
+    checkCapabilities(this.driver.capabilities, { peek: true })
     const records = await this.driver.peek(topic, subscription, max)
     return records.map((record) => this.toMessage<T>(topic, record))
   }
@@ -404,6 +411,7 @@ export class Sluice {
   /**
    * Dead letters of `topic` (in `<topic>.dlq`, or `deadLetterTopic`) that
    * have not been redriven, oldest first per partition, with why they died.
+   * UNSUPPORTED on a runtime without `peek`.
    */
   async deadLetters<T = unknown>(
     topic: string,
@@ -412,6 +420,7 @@ export class Sluice {
     this.checkOpen()
     const dlq = checkTopicName(options.deadLetterTopic ?? `${checkTopicName(topic)}.dlq`)
     const max = options.max === undefined ? 100 : checkInteger('max', options.max, 1, limits.readMax)
+    checkCapabilities(this.driver.capabilities, { peek: true })
     let records: StoredRecord[]
     try {
       records = await this.driver.peek(dlq, RedriveSubscription, max)

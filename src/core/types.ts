@@ -118,12 +118,16 @@ export interface TopicInfo {
 export interface PublishOptions {
   /** Chooses the partition (Kafka's murmur2) and orders messages under `ordering: 'key'`. */
   readonly key?: string | null
-  /** The message id; a time-ordered UUIDv7 is generated when absent. */
+  /**
+   * The message id; a time-ordered UUIDv7 is generated when absent. Stored
+   * as given on every runtime; a repeat within the topic's dedupWindowMs is
+   * stored once only where the runtime has `dedupById`.
+   */
   readonly id?: string
   readonly headers?: Headers
-  /** Invisible to subscriptions for this long. */
+  /** Invisible to subscriptions for this long. Any value (0 too) needs `delayedDelivery`, else UNSUPPORTED. */
   readonly delayMs?: number
-  /** Invisible to subscriptions until then (ms since the epoch or a Date). */
+  /** Invisible to subscriptions until then (ms since the epoch or a Date). Needs `delayedDelivery`, as delayMs. */
   readonly deliverAt?: number | Date
   /** How long to wait for room (`block` overflow) or a rate slot (`wait`). Default 30000. */
   readonly timeoutMs?: number

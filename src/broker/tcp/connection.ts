@@ -4,7 +4,8 @@ import type { Driver, DriverConsumer } from '../../core/driver.ts'
 import { asSluiceError, ErrorCode, QueueFullError, SluiceError, sluiceError } from '../../core/errors.ts'
 import type { RedriveOptions, RedriveResult } from '../../core/dead-letters.ts'
 import { checkConsumerConfig } from '../../core/subscribe-options.ts'
-import { checkSubscriptionName } from '../../core/validate.ts'
+import { checkCapabilities } from '../../core/capabilities.ts'
+import { checkSubscriptionName, checkTopicConfig } from '../../core/validate.ts'
 import { encodeFrame, FrameKind, FrameParser, protocolVersion, type Frame } from '../../protocol/frame.ts'
 import { isOp, Op } from '../../protocol/ops.ts'
 import {
@@ -284,8 +285,13 @@ export class Connection {
   private async handle(op: string, args: Record<string, unknown>, request: Running): Promise<unknown> {
     const d = this.driver
     switch (op) {
-      case Op.CreateTopic:
-        return d.createTopic(asString(args['name'], 'topic name'), args['config'] ?? {})
+      case Op.CreateTopic: {
+        // Checked here as core checks it: a client need not be a Sluice, and the runtime behind may be any driver.
+        const name = asString(args['name'], 'topic name')
+        const config = checkTopicConfig(args['config'] ?? {})
+        checkCapabilities(d.capabilities, { topic: config })
+        return d.createTopic(name, config)
+      }
       case Op.DescribeTopic:
         return d.describeTopic(asString(args['name'], 'topic name'))
       case Op.ListTopics:
@@ -296,6 +302,8 @@ export class Connection {
       case Op.Append: {
         const producer = args['producer'] === undefined ? null : asString(args['producer'], 'producer')
         const records = asArray(args['records'], 'records').map((r) => decodeAppendRecord(r, producer))
+        const delayed = d.capabilities.delayedDelivery ? undefined : records.find((r) => r.deliverAt > 0)
+        if (delayed !== undefined) checkCapabilities(d.capabilities, { publish: { deliverAt: delayed.deliverAt } })
         const timeoutMs = args['timeoutMs']
         request.cancel = new AbortController()
         // Keys and headers count too: they can be as large as payloads.
@@ -326,6 +334,7 @@ export class Connection {
         return records.map(encodeStoredRecord)
       }
       case Op.Peek: {
+        checkCapabilities(d.capabilities, { peek: true })
         // Reserved subscription names are allowed: a peek changes nothing, and deadLetters lists by `_redrive`.
         const records = await d.peek(
           asString(args['topic'], 'topic'),
@@ -378,6 +387,7 @@ export class Connection {
         return null
       }
       case Op.Commit: {
+        checkCapabilities(d.capabilities, { transaction: true })
         const outputs = asArray(args['outputs'], 'outputs').map((value) => {
           const output = asObject(value, 'output')
           return {
@@ -459,6 +469,7 @@ export class Connection {
       )
     }
     const config = checkConsumerConfig(args['config'])
+    checkCapabilities(this.driver.capabilities, { consumer: config })
     const credit = args['credit'] === undefined ? 0 : asInt(args['credit'], 'credit')
     this.opening.set(id, 0)
     let engineConsumer: DriverConsumer

@@ -1,12 +1,12 @@
 import type { Driver } from '../driver.ts'
 
 /**
- * A view of a driver whose close() leaves the driver open: lets several
- * `Sluice` clients share one in-process engine, each closing only itself.
+ * A view of a driver: every call goes to it, except what `overrides` gives
+ * (what it declares, what closing does).
  */
-export function sharedDriver(driver: Driver): Driver {
+export function driverView(driver: Driver, overrides: Partial<Pick<Driver, 'capabilities' | 'close'>> = {}): Driver {
   return {
-    capabilities: driver.capabilities,
+    capabilities: overrides.capabilities ?? driver.capabilities,
     createTopic: (name, config) => driver.createTopic(name, config),
     describeTopic: (name) => driver.describeTopic(name),
     listTopics: () => driver.listTopics(),
@@ -18,6 +18,14 @@ export function sharedDriver(driver: Driver): Driver {
     deleteSubscription: (topic, subscription) => driver.deleteSubscription(topic, subscription),
     redrive: (topic, options, signal) => driver.redrive(topic, options, signal),
     stats: (topic, options) => driver.stats(topic, options),
-    close: () => Promise.resolve(),
+    close: overrides.close ?? (() => driver.close()),
   }
+}
+
+/**
+ * A view of a driver whose close() leaves the driver open: lets several
+ * `Sluice` clients share one in-process engine, each closing only itself.
+ */
+export function sharedDriver(driver: Driver): Driver {
+  return driverView(driver, { close: () => Promise.resolve() })
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { ConformanceTarget } from '../target.ts'
-import { eventually, publishMany, turns, uniqueName } from '../helpers.ts'
+import { eventually, publishMany, requires, turns, uniqueName } from '../helpers.ts'
 
 export function atMostOnceCases(target: ConformanceTarget): void {
   test('at-most-once never redelivers, even when the handler throws', async (t) => {
@@ -15,16 +15,19 @@ export function atMostOnceCases(target: ConformanceTarget): void {
       Array.from({ length: 200 }, (_, i) => ({ data: i, key: `k${i % 10}` })),
     )
     const seen = new Map<number, number>()
-    await sluice.subscribe<number>(
-      topic,
-      's',
-      (m) => {
-        seen.set(m.data, (seen.get(m.data) ?? 0) + 1)
-        assert.equal(m.attempt, 1)
-        if (m.data % 3 === 0) throw new Error('failing does not bring it back')
-      },
-      { delivery: 'at-most-once', concurrency: 8, backoff: { initialMs: 10, maxMs: 10 } },
-    )
+    const subscribe = () =>
+      sluice.subscribe<number>(
+        topic,
+        's',
+        (m) => {
+          seen.set(m.data, (seen.get(m.data) ?? 0) + 1)
+          assert.equal(m.attempt, 1)
+          if (m.data % 3 === 0) throw new Error('failing does not bring it back')
+        },
+        { delivery: 'at-most-once', concurrency: 8, backoff: { initialMs: 10, maxMs: 10 } },
+      )
+    if (!(await requires(sluice, [['deliveries', 'at-most-once']], subscribe))) return
+    await subscribe()
     await eventually('every message handled', () => seen.size === 200)
     await instance.advance(60_000, 1000)
     await turns(50)

@@ -3,7 +3,10 @@ import { test } from 'node:test'
 import { ErrorCode, QueueFullError, RateLimitedError, SluiceError } from '../../errors.ts'
 import type { Message } from '../../message.ts'
 import type { ConformanceTarget } from '../target.ts'
-import { deferred, eventually, publishMany, seededRandom, turns, uniqueName } from '../helpers.ts'
+import type { Need } from '../../capabilities.ts'
+import type { Sluice } from '../../sluice.ts'
+import type { TopicConfig } from '../../types.ts'
+import { deferred, eventually, publishMany, requires, seededRandom, turns, uniqueName } from '../helpers.ts'
 
 function code(expected: string) {
   return (err: unknown): boolean => {
@@ -13,23 +16,42 @@ function code(expected: string) {
   }
 }
 
-async function ackFirst(
-  sluice: import('../../sluice.ts').Sluice,
-  topic: string,
-  subscription: string,
-  n: number,
-): Promise<void> {
-  const sub = await sluice.subscribe(topic, subscription, { prefetch: 0, ordering: 'partition' })
+/**
+ * Acknowledges the first `n` messages, in offset order (ordering 'partition');
+ * false when the runtime lacks that ordering (its subscribe refused, UNSUPPORTED asserted).
+ */
+async function ackFirst(sluice: Sluice, topic: string, subscription: string, n: number): Promise<boolean> {
+  const subscribe = () => sluice.subscribe(topic, subscription, { prefetch: 0, ordering: 'partition' })
+  if (!(await requires(sluice, [['orderings', 'partition']], subscribe))) return false
+  const sub = await subscribe()
   const it = sub[Symbol.asyncIterator]()
   for (let i = 0; i < n; i++) await ((await it.next()).value as Message).ack()
   await sub.close()
+  return true
+}
+
+/**
+ * Creates a topic with `limits`; false when the runtime lacks a limit it sets
+ * or its overflow mode (the createTopic refused, UNSUPPORTED asserted).
+ */
+async function createBounded(sluice: Sluice, topic: string, config: TopicConfig): Promise<boolean> {
+  const limits = config.limits ?? {}
+  const needs: Need[] = [
+    ...(limits.maxMessages === undefined ? [] : [['limitBy', 'maxMessages'] as const]),
+    ...(limits.maxBytes === undefined ? [] : [['limitBy', 'maxBytes'] as const]),
+    ['overflow', limits.overflow ?? 'reject'],
+  ]
+  const create = () => sluice.createTopic(topic, config)
+  if (!(await requires(sluice, needs, create))) return false
+  await create()
+  return true
 }
 
 export function backpressureCases(target: ConformanceTarget): void {
   test("maxMessages with 'reject': exactly the limit is stored, the next throws QUEUE_FULL with retryAfterMs; acknowledgements make room", async (t) => {
     const { sluice } = await target.open(t)
     const topic = uniqueName('bounded')
-    await sluice.createTopic(topic, { limits: { maxMessages: 1000, overflow: 'reject' } })
+    if (!(await createBounded(sluice, topic, { limits: { maxMessages: 1000, overflow: 'reject' } }))) return
     await publishMany(
       sluice,
       topic,
@@ -46,7 +68,7 @@ export function backpressureCases(target: ConformanceTarget): void {
     assert.equal(stats.messages, 1000, 'nothing of the refused publishes was stored')
     assert.equal(stats.backlog, 1000)
     assert.equal(stats.rejected, 3)
-    await ackFirst(sluice, topic, 's', 10)
+    if (!(await ackFirst(sluice, topic, 's', 10))) return
     await publishMany(
       sluice,
       topic,
@@ -58,7 +80,7 @@ export function backpressureCases(target: ConformanceTarget): void {
   test("maxBytes with 'reject' bounds the backlog's stored bytes", async (t) => {
     const { sluice } = await target.open(t)
     const topic = uniqueName('bytes')
-    await sluice.createTopic(topic, { limits: { maxBytes: 100_000 } })
+    if (!(await createBounded(sluice, topic, { limits: { maxBytes: 100_000 } }))) return
     let stored = 0
     for (;;) {
       try {
@@ -77,7 +99,7 @@ export function backpressureCases(target: ConformanceTarget): void {
     assert.ok(stats.bytes + perMessage > 100_000, 'filled up to the limit')
     // Acknowledging makes room again (a file log counts bytes from its sparse index, up to 4 KiB early: 10 acknowledged
     // KiB make room for at least 5); a batch bigger than the whole bound can never fit.
-    await ackFirst(sluice, topic, 's', 10)
+    if (!(await ackFirst(sluice, topic, 's', 10))) return
     let again = 0
     for (;;) {
       try {
@@ -104,7 +126,7 @@ export function backpressureCases(target: ConformanceTarget): void {
     const instance = await target.open(t)
     const { sluice } = instance
     const topic = uniqueName('block')
-    await sluice.createTopic(topic, { limits: { maxMessages: 5, overflow: 'block' } })
+    if (!(await createBounded(sluice, topic, { limits: { maxMessages: 5, overflow: 'block' } }))) return
     await publishMany(
       sluice,
       topic,
@@ -117,7 +139,7 @@ export function backpressureCases(target: ConformanceTarget): void {
     })
     await turns(30)
     assert.equal(done, false, 'a publish into a full topic went through')
-    await ackFirst(sluice, topic, 's', 1)
+    if (!(await ackFirst(sluice, topic, 's', 1))) return
     const receipt = await blocked
     assert.equal(receipt.offset, 5)
     // Full again: a short timeout ends the wait with TIMEOUT, nothing stored.
@@ -141,7 +163,10 @@ export function backpressureCases(target: ConformanceTarget): void {
     const { sluice } = await target.open(t)
     const topic = uniqueName('drop')
     const dlq = `${topic}.evicted`
-    await sluice.createTopic(topic, { limits: { maxMessages: 100, overflow: 'drop-oldest', deadLetter: dlq } })
+    if (
+      !(await createBounded(sluice, topic, { limits: { maxMessages: 100, overflow: 'drop-oldest', deadLetter: dlq } }))
+    )
+      return
     // A subscription that exists while the evictions happen (it holds no leases: prefetch 0, never iterated).
     const watcher = await sluice.subscribe(topic, 'late', { prefetch: 0 })
     // In batches of 10: each later batch evicts the 10 oldest.
@@ -156,7 +181,10 @@ export function backpressureCases(target: ConformanceTarget): void {
     assert.equal(stats.backlog, 100)
     assert.equal(stats.subscriptions.find((s) => s.subscription === 'late')!.dropped, 50)
     const seen: number[] = []
-    await sluice.subscribe<number>(topic, 'fresh', (m) => void seen.push(m.data), { ordering: 'partition' })
+    const fresh = () =>
+      sluice.subscribe<number>(topic, 'fresh', (m) => void seen.push(m.data), { ordering: 'partition' })
+    if (!(await requires(sluice, [['orderings', 'partition']], fresh))) return
+    await fresh()
     const late: number[] = []
     await watcher.close()
     await sluice.subscribe<number>(topic, 'late', (m) => void late.push(m.data), { ordering: 'partition' })
@@ -177,7 +205,10 @@ export function backpressureCases(target: ConformanceTarget): void {
     const instance = await target.open(t)
     const { sluice } = instance
     const rejecting = uniqueName('rate-reject')
-    await sluice.createTopic(rejecting, { rateLimit: { perSecond: 1000, burst: 100, onLimit: 'reject' } })
+    const create = () =>
+      sluice.createTopic(rejecting, { rateLimit: { perSecond: 1000, burst: 100, onLimit: 'reject' } })
+    if (!(await requires(sluice, [['rateLimitScopes', 'topic']], create))) return
+    await create()
     let accepted = 0
     let refusal: RateLimitedError | null = null
     for (let i = 0; i < 2000 && refusal === null; i++) {
@@ -224,7 +255,7 @@ export function backpressureCases(target: ConformanceTarget): void {
     const instance = await target.open(t)
     const { sluice } = instance
     const topic = uniqueName('figures')
-    await sluice.createTopic(topic, { limits: { maxMessages: 40, overflow: 'reject' } })
+    if (!(await createBounded(sluice, topic, { limits: { maxMessages: 40, overflow: 'reject' } }))) return
     await publishMany(
       sluice,
       topic,
@@ -270,7 +301,10 @@ export function backpressureCases(target: ConformanceTarget): void {
     const { sluice } = await target.open(t)
     const topic = uniqueName('drop-race')
     const dlq = `${topic}.evicted`
-    await sluice.createTopic(topic, { limits: { maxMessages: 10, overflow: 'drop-oldest', deadLetter: dlq } })
+    if (
+      !(await createBounded(sluice, topic, { limits: { maxMessages: 10, overflow: 'drop-oldest', deadLetter: dlq } }))
+    )
+      return
     await publishMany(
       sluice,
       topic,
@@ -290,7 +324,7 @@ export function backpressureCases(target: ConformanceTarget): void {
   test('maxBytes holds with messages of very different sizes', async (t) => {
     const { sluice } = await target.open(t)
     const topic = uniqueName('mixed-bytes')
-    await sluice.createTopic(topic, { limits: { maxBytes: 20_000 } })
+    if (!(await createBounded(sluice, topic, { limits: { maxBytes: 20_000 } }))) return
     let payloadBytes = 0
     for (let i = 0; ; i++) {
       const size = i % 4 === 3 ? 4000 : 100
@@ -310,7 +344,7 @@ export function backpressureCases(target: ConformanceTarget): void {
   test('acknowledgements out of order make room too', async (t) => {
     const { sluice } = await target.open(t)
     const topic = uniqueName('out-of-order')
-    await sluice.createTopic(topic, { partitions: 1, limits: { maxMessages: 10 } })
+    if (!(await createBounded(sluice, topic, { partitions: 1, limits: { maxMessages: 10 } }))) return
     await publishMany(
       sluice,
       topic,
@@ -318,14 +352,17 @@ export function backpressureCases(target: ConformanceTarget): void {
     )
     // The first message's handler holds it; the nine after it are acknowledged around it.
     const hold = deferred()
-    const sub = await sluice.subscribe<number>(
-      topic,
-      'w',
-      async (m) => {
-        if (m.data === 0) await hold.promise
-      },
-      { ordering: 'none', concurrency: 10 },
-    )
+    const subscribe = () =>
+      sluice.subscribe<number>(
+        topic,
+        'w',
+        async (m) => {
+          if (m.data === 0) await hold.promise
+        },
+        { ordering: 'none', concurrency: 10 },
+      )
+    if (!(await requires(sluice, [['orderings', 'none']], subscribe))) return
+    const sub = await subscribe()
     await eventually('nine acknowledged', async () => (await sluice.stats(topic)).subscriptions[0]!.acked === 9)
     assert.equal((await sluice.stats(topic)).backlog, 1, 'only the first is unacknowledged')
     // Stop consuming (the held one stays unacknowledged), so that only the bound decides what follows.
@@ -341,13 +378,13 @@ export function backpressureCases(target: ConformanceTarget): void {
   test('a new subscription starting from the earliest message counts in the bound at once', async (t) => {
     const { sluice } = await target.open(t)
     const topic = uniqueName('late-joiner')
-    await sluice.createTopic(topic, { partitions: 1, limits: { maxMessages: 10 } })
+    if (!(await createBounded(sluice, topic, { partitions: 1, limits: { maxMessages: 10 } }))) return
     await publishMany(
       sluice,
       topic,
       Array.from({ length: 10 }, (_, i) => ({ data: i })),
     )
-    await ackFirst(sluice, topic, 'early', 10)
+    if (!(await ackFirst(sluice, topic, 'early', 10))) return
     // Everything acknowledged: room for 10 more, and the admissions since are what the bound counts.
     await sluice.publish(topic, 'after')
     assert.equal((await sluice.stats(topic)).backlog, 1)
@@ -362,7 +399,7 @@ export function backpressureCases(target: ConformanceTarget): void {
     const instance = await target.open(t)
     const { sluice } = instance
     const topic = uniqueName('block-line')
-    await sluice.createTopic(topic, { limits: { maxMessages: 10, overflow: 'block' } })
+    if (!(await createBounded(sluice, topic, { limits: { maxMessages: 10, overflow: 'block' } }))) return
     await publishMany(
       sluice,
       topic,
@@ -398,10 +435,8 @@ export function dropOldestUnderLoadCases(target: ConformanceTarget): void {
     const { sluice } = await target.open(t)
     const topic = uniqueName('drop-load')
     const dlq = `${topic}.evicted`
-    await sluice.createTopic(topic, {
-      partitions: 2,
-      limits: { maxMessages: 80, overflow: 'drop-oldest', deadLetter: dlq },
-    })
+    const config = { partitions: 2, limits: { maxMessages: 80, overflow: 'drop-oldest', deadLetter: dlq } } as const
+    if (!(await createBounded(sluice, topic, config))) return
     const handled = new Set<string>()
     const leaseLost: string[] = []
     const activeByKey = new Map<string, number>()

@@ -3,14 +3,16 @@ import { test } from 'node:test'
 import { ErrorCode, SluiceError } from '../../errors.ts'
 import type { Message } from '../../message.ts'
 import type { ConformanceTarget } from '../target.ts'
-import { eventually, publishMany, uniqueName } from '../helpers.ts'
+import { eventually, publishMany, requires, uniqueName } from '../helpers.ts'
 
 export function exactlyOnceCases(target: ConformanceTarget): void {
   test('the same message id published twice within the dedup window is stored once; after the window it is stored again', async (t) => {
     const instance = await target.open(t)
     const { sluice } = instance
     const topic = uniqueName('dedup')
-    await sluice.createTopic(topic, { partitions: 3, dedupWindowMs: 60_000 })
+    const create = () => sluice.createTopic(topic, { partitions: 3, dedupWindowMs: 60_000 })
+    if (!(await requires(sluice, ['dedupById'], create))) return
+    await create()
     const first = await sluice.publish(topic, { charge: 1 }, { id: 'payment-1', key: 'user-1' })
     assert.equal(first.duplicate, false)
     const again = await sluice.publish(topic, { charge: 1 }, { id: 'payment-1', key: 'user-1' })
@@ -40,7 +42,9 @@ export function exactlyOnceCases(target: ConformanceTarget): void {
     if (instance.restart === undefined) return t.skip(`${target.name} keeps nothing across a restart`)
     let sluice = instance.sluice
     const topic = uniqueName('dedup-restart')
-    await sluice.createTopic(topic, { partitions: 2, dedupWindowMs: 120_000 })
+    const create = () => sluice.createTopic(topic, { partitions: 2, dedupWindowMs: 120_000 })
+    if (!(await requires(sluice, ['dedupById'], create))) return
+    await create()
     const first = await sluice.publish(topic, 'once', { id: 'order-9' })
     sluice = await instance.restart()
     const again = await sluice.publish(topic, 'once', { id: 'order-9' })
@@ -52,7 +56,9 @@ export function exactlyOnceCases(target: ConformanceTarget): void {
     if (instance.restart === undefined) return t.skip(`${target.name} keeps nothing across a restart`)
     let sluice = instance.sluice
     const topic = uniqueName('dedup-sealed')
-    await sluice.createTopic(topic, { partitions: 1, segmentBytes: 1024, dedupWindowMs: 120_000 })
+    const create = () => sluice.createTopic(topic, { partitions: 1, segmentBytes: 1024, dedupWindowMs: 120_000 })
+    if (!(await requires(sluice, ['dedupById'], create))) return
+    await create()
     const first = await sluice.publish(topic, 'once', { id: 'order-42' })
     // About 8 KiB after it in 1 KiB segments: the first copy is several segments back.
     await publishMany(
@@ -85,13 +91,27 @@ export function transactionCases(target: ConformanceTarget): void {
     const input = uniqueName('tx-in')
     const output = uniqueName('tx-full')
     await sluice.createTopic(input, { partitions: 1 })
-    await sluice.createTopic(output, { partitions: 1, limits: { maxMessages: 1 } })
+    const bounded = () => sluice.createTopic(output, { partitions: 1, limits: { maxMessages: 1 } })
+    if (
+      !(await requires(
+        sluice,
+        [
+          ['limitBy', 'maxMessages'],
+          ['overflow', 'reject'],
+        ],
+        bounded,
+      ))
+    )
+      return
+    await bounded()
     await sluice.publish(output, 'fills it')
     await sluice.publish(input, 'work')
     const sub = await sluice.subscribe(input, 'transform', { prefetch: 0 })
     const it = sub[Symbol.asyncIterator]()
     const m = (await it.next()).value as Message
-    const published = await m.ack({ publish: [{ topic: output, data: 'result' }] })
+    const commit = () => m.ack({ publish: [{ topic: output, data: 'result' }] })
+    if (!(await requires(sluice, ['transactions'], commit))) return
+    const published = await commit()
     assert.equal(published.length, 1)
     const stored = await sluice.read(output, 0, 0, 10)
     assert.deepEqual(
@@ -113,20 +133,23 @@ export function transactionCases(target: ConformanceTarget): void {
       Array.from({ length: 20 }, (_, i) => ({ data: i, key: `k${i}` })),
     )
     const receipts: unknown[] = []
-    await sluice.subscribe<number>(
-      input,
-      'transform',
-      async (m) => {
-        const published = await m.ack({
-          publish: [
-            { topic: output, data: { doubled: m.data * 2, from: m.id }, key: m.key },
-            { topic: output, data: { tripled: m.data * 3, from: m.id }, key: m.key },
-          ],
-        })
-        receipts.push(...published)
-      },
-      { delivery: 'exactly-once', concurrency: 4 },
-    )
+    const subscribe = () =>
+      sluice.subscribe<number>(
+        input,
+        'transform',
+        async (m) => {
+          const published = await m.ack({
+            publish: [
+              { topic: output, data: { doubled: m.data * 2, from: m.id }, key: m.key },
+              { topic: output, data: { tripled: m.data * 3, from: m.id }, key: m.key },
+            ],
+          })
+          receipts.push(...published)
+        },
+        { delivery: 'exactly-once', concurrency: 4 },
+      )
+    if (!(await requires(sluice, [['deliveries', 'exactly-once'], 'transactions'], subscribe))) return
+    await subscribe()
     await eventually('every input transformed', () => receipts.length === 40)
     const stats = await sluice.stats(input)
     assert.equal(stats.subscriptions[0]!.depth, 0)
@@ -155,10 +178,9 @@ export function transactionCases(target: ConformanceTarget): void {
     })
     const first = (await sub[Symbol.asyncIterator]().next()).value as import('../../message.ts').Message
     await instance.advance(1500)
-    await assert.rejects(
-      first.ack({ publish: [{ topic: output, data: 'result' }] }),
-      (err: SluiceError) => err.code === ErrorCode.LeaseLost,
-    )
+    const commit = () => first.ack({ publish: [{ topic: output, data: 'result' }] })
+    if (!(await requires(sluice, ['transactions'], commit))) return
+    await assert.rejects(commit(), (err: SluiceError) => err.code === ErrorCode.LeaseLost)
     assert.equal((await sluice.stats(output)).messages, 0, 'nothing published')
     assert.equal((await sluice.stats(input)).subscriptions[0]!.depth, 1, 'nothing acknowledged')
   })
@@ -170,10 +192,9 @@ export function transactionCases(target: ConformanceTarget): void {
     await sluice.publish(input, 'x')
     const sub = await sluice.subscribe(input, 's')
     const m = (await sub[Symbol.asyncIterator]().next()).value as import('../../message.ts').Message
-    await assert.rejects(
-      m.ack({ publish: [{ topic: uniqueName('missing'), data: 1 }] }),
-      (err: SluiceError) => err.code === ErrorCode.TopicNotFound,
-    )
+    const missing = () => m.ack({ publish: [{ topic: uniqueName('missing'), data: 1 }] })
+    if (!(await requires(sluice, ['transactions'], missing))) return
+    await assert.rejects(missing(), (err: SluiceError) => err.code === ErrorCode.TopicNotFound)
     await assert.rejects(
       m.ack({ publish: [{ topic: '.bad', data: 1 }] }),
       (err: SluiceError) => err.code === ErrorCode.InvalidArgument,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Message } from '../../message.ts'
 import type { ConformanceTarget } from '../target.ts'
-import { deferred, eventually, publishMany, turns, uniqueName } from '../helpers.ts'
+import { deferred, eventually, publishMany, requires, turns, uniqueName } from '../helpers.ts'
 
 /**
  * What a clean close (what `closeOnSignals` does) promises: everything not
@@ -21,6 +21,12 @@ export function gracefulCloseCases(target: ConformanceTarget): void {
       topic,
       Array.from({ length: 100 }, (_, i) => ({ data: i })),
     )
+    const amo = { delivery: 'at-most-once', ordering: 'none' } as const
+    const needs = [
+      ['deliveries', 'at-most-once'],
+      ['orderings', 'none'],
+    ] as const
+    if (!(await requires(sluice, needs, () => sluice.subscribe(topic, 's', amo)))) return
     const handled = new Map<number, number>()
     const handle = (m: Message<number>): void => {
       handled.set(m.data, (handled.get(m.data) ?? 0) + 1)
@@ -74,6 +80,7 @@ export function gracefulCloseCases(target: ConformanceTarget): void {
       Array.from({ length: 8 }, (_, i) => ({ data: i })),
     )
     const options = { prefetch: 100, maxAttempts: 3, ordering: 'none' as const }
+    if (!(await requires(sluice, [['orderings', 'none']], () => sluice.subscribe(topic, 's', options)))) return
     // As `sluice consume --count 1` does: take one, acknowledge it, leave.
     for (let round = 0; round < 7; round++) {
       const sub = await sluice.subscribe<number>(topic, 's', options)
@@ -106,17 +113,20 @@ export function gracefulCloseCases(target: ConformanceTarget): void {
       Array.from({ length: 50 }, (_, i) => ({ data: i })),
     )
     let handled = 0
-    const sub = await sluice.subscribe<number>(
-      topic,
-      's',
-      () => {
-        handled++
-      },
-      {
-        concurrency: 16,
-        ordering: 'none',
-      },
-    )
+    const subscribe = () =>
+      sluice.subscribe<number>(
+        topic,
+        's',
+        () => {
+          handled++
+        },
+        {
+          concurrency: 16,
+          ordering: 'none',
+        },
+      )
+    if (!(await requires(sluice, [['orderings', 'none']], subscribe))) return
+    const sub = await subscribe()
     await eventually('all handled', () => handled === 50)
     await sub.close()
     // No waiting: what close resolved after must already be recorded.
@@ -148,6 +158,9 @@ export function gracefulCloseCases(target: ConformanceTarget): void {
       input,
       Array.from({ length: 20 }, (_, i) => ({ data: i })),
     )
+    const needs = [['deliveries', 'exactly-once'], 'transactions'] as const
+    const declare = () => sluice.subscribe(input, 'transform', { delivery: 'exactly-once' })
+    if (!(await requires(sluice, needs, declare))) return
     const commits: Promise<unknown>[] = []
     for (let round = 0; round < 20; round++) {
       const started = deferred()

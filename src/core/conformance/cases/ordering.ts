@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import type { Message } from '../../message.ts'
 import type { Ordering } from '../../types.ts'
 import type { ConformanceTarget } from '../target.ts'
-import { eventually, publishMany, seededRandom, turns, uniqueName } from '../helpers.ts'
+import { eventually, publishMany, requires, seededRandom, turns, uniqueName } from '../helpers.ts'
 
 interface Run {
   /** Deliveries (including failed attempts) in the order handlers started. */
@@ -18,7 +18,8 @@ interface Run {
 /**
  * Runs a handler with random delays (event-loop turns, not clock time) and
  * random failures (redelivered at once: backoff 0) under concurrency 32, and
- * records what was in flight together.
+ * records what was in flight together. Null when the runtime lacks the
+ * ordering (its subscribe was refused with UNSUPPORTED).
  */
 async function runOrdered(
   target: ConformanceTarget,
@@ -28,7 +29,7 @@ async function runOrdered(
   messages: number,
   keys: number,
   failRate: number,
-): Promise<Run> {
+): Promise<Run | null> {
   const seed = Math.floor(Math.random() * 2 ** 31)
   t.diagnostic(`seed ${seed}`)
   const random = seededRandom(seed)
@@ -51,30 +52,33 @@ async function runOrdered(
   const run: Run = { deliveries: [], maxInFlight: 0, maxPerChain: 0, maxChains: 0, succeeded: new Set() }
   const inFlight = new Map<string, number>()
   let total = 0
-  await sluice.subscribe(
-    topic,
-    'ordered',
-    async (m) => {
-      const chain = chainOf(m)
-      inFlight.set(chain, (inFlight.get(chain) ?? 0) + 1)
-      total++
-      run.maxInFlight = Math.max(run.maxInFlight, total)
-      run.maxPerChain = Math.max(run.maxPerChain, inFlight.get(chain)!)
-      run.maxChains = Math.max(run.maxChains, inFlight.size)
-      run.deliveries.push({ offset: m.offset, partition: m.partition, key: m.key, attempt: m.attempt })
-      try {
-        await turns(Math.floor(random() * 4))
-        if (random() < failRate) throw new Error('random failure')
-        run.succeeded.add(m.id)
-      } finally {
-        total--
-        const left = inFlight.get(chain)! - 1
-        if (left === 0) inFlight.delete(chain)
-        else inFlight.set(chain, left)
-      }
-    },
-    { ordering, concurrency: 32, maxAttempts: 1000, backoff: { initialMs: 0, maxMs: 0 } },
-  )
+  const subscribe = () =>
+    sluice.subscribe(
+      topic,
+      'ordered',
+      async (m) => {
+        const chain = chainOf(m)
+        inFlight.set(chain, (inFlight.get(chain) ?? 0) + 1)
+        total++
+        run.maxInFlight = Math.max(run.maxInFlight, total)
+        run.maxPerChain = Math.max(run.maxPerChain, inFlight.get(chain)!)
+        run.maxChains = Math.max(run.maxChains, inFlight.size)
+        run.deliveries.push({ offset: m.offset, partition: m.partition, key: m.key, attempt: m.attempt })
+        try {
+          await turns(Math.floor(random() * 4))
+          if (random() < failRate) throw new Error('random failure')
+          run.succeeded.add(m.id)
+        } finally {
+          total--
+          const left = inFlight.get(chain)! - 1
+          if (left === 0) inFlight.delete(chain)
+          else inFlight.set(chain, left)
+        }
+      },
+      { ordering, concurrency: 32, maxAttempts: 1000, backoff: { initialMs: 0, maxMs: 0 } },
+    )
+  if (!(await requires(sluice, [['orderings', ordering]], subscribe))) return null
+  await subscribe()
   await eventually(`all ${messages} messages to succeed`, () => run.succeeded.size === messages)
   return run
 }
@@ -100,6 +104,7 @@ function assertChainOrder(
 export function orderingCases(target: ConformanceTarget): void {
   test("ordering 'key': one message per key at a time in offset order, redeliveries included, more keys in flight than partitions", async (t) => {
     const run = await runOrdered(target, t, 'key', 4, 2000, 200, 0.1)
+    if (run === null) return
     assert.equal(run.maxPerChain, 1, 'two messages of one key were in flight together')
     assertChainOrder(run.deliveries, (d) => `${d.partition}:${d.key}`)
     assert.ok(run.maxChains > 4, `only ${run.maxChains} keys in flight at once on a 4-partition topic`)
@@ -111,6 +116,7 @@ export function orderingCases(target: ConformanceTarget): void {
 
   test("ordering 'partition': one message per partition at a time, in offset order", async (t) => {
     const run = await runOrdered(target, t, 'partition', 4, 1500, 300, 0.1)
+    if (run === null) return
     assert.equal(run.maxPerChain, 1, 'two messages of one partition were in flight together')
     assertChainOrder(run.deliveries, (d) => String(d.partition))
     assert.ok(run.maxChains > 1, 'partitions ran in parallel')
@@ -119,6 +125,7 @@ export function orderingCases(target: ConformanceTarget): void {
 
   test("ordering 'global': one message at a time, in publish order", async (t) => {
     const run = await runOrdered(target, t, 'global', 1, 800, 50, 0.1)
+    if (run === null) return
     assert.equal(run.maxInFlight, 1, 'two messages were in flight together')
     assertChainOrder(run.deliveries, () => 'all')
     const firstSuccesses = run.deliveries.map((d) => d.offset).filter((o, i, all) => all.indexOf(o) === i)
@@ -131,11 +138,13 @@ export function orderingCases(target: ConformanceTarget): void {
 
   test("ordering 'none' reaches full concurrency", async (t) => {
     const run = await runOrdered(target, t, 'none', 2, 2000, 5, 0.05)
+    if (run === null) return
     assert.equal(run.maxInFlight, 32, `only ${run.maxInFlight} of 32 handlers ran at once`)
   })
 
   test("ordering 'key' runs keyless messages unordered and in parallel", async (t) => {
     const run = await runOrdered(target, t, 'key', 1, 1000, 0, 0)
+    if (run === null) return
     assert.ok(run.maxInFlight > 16, `keyless messages ran only ${run.maxInFlight} at once`)
   })
 }

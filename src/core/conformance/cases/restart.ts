@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { ConformanceTarget } from '../target.ts'
-import { eventually, publishMany, turns, uniqueName } from '../helpers.ts'
+import { eventually, publishMany, requires, turns, uniqueName } from '../helpers.ts'
 
 export function restartCases(target: ConformanceTarget): void {
   test('after a restart, acknowledged messages never come back and unacknowledged ones do', async (t) => {
@@ -16,7 +16,9 @@ export function restartCases(target: ConformanceTarget): void {
       Array.from({ length: 100 }, (_, i) => ({ data: i, key: `k${i % 7}` })),
     )
     const acked = new Set<number>()
-    const sub = await sluice.subscribe<number>(topic, 's', { prefetch: 0, ordering: 'none' })
+    const subscribe = () => sluice.subscribe<number>(topic, 's', { prefetch: 0, ordering: 'none' })
+    if (!(await requires(sluice, [['orderings', 'none']], subscribe))) return
+    const sub = await subscribe()
     for await (const m of sub) {
       if (m.data % 2 === 0) {
         await m.ack()
