@@ -64,9 +64,11 @@ program
       .default(defaultDataDir),
   )
   .addOption(
-    new Option('--url <url>', 'front another runtime instead: redis://host:6379 or redis+cluster://h1:7000,h2:7001')
-      .env('SLUICE_URL')
-      .conflicts('dataDir'),
+    // No environment variable: SLUICE_URL is where the client verbs find a broker, not what a broker fronts.
+    new Option(
+      '--url <url>',
+      'front another runtime instead: redis://host:6379 or redis+cluster://h1:7000,h2:7001',
+    ).conflicts('dataDir'),
   )
   .addOption(
     new Option('--host <host>', 'interface to listen on (anything but loopback exposes an unauthenticated broker)')

@@ -129,7 +129,7 @@ const redis = {
   limitBy: [],
   rateLimitScopes: [],
   dedupById: true,
-  idempotentProducers: false,
+  idempotentProducers: true,
   peek: true,
   consumptionRetention: true,
   retention: [],
