@@ -8,6 +8,7 @@ import { runSeed, seededRandom } from '../helpers/random.ts'
 import { startRedis } from '../helpers/redis-servers.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 import { History, judge } from './history.ts'
+import { keepTheLog } from './keep-the-log.ts'
 import { reportFigures, scale } from './report.ts'
 
 /**
@@ -150,6 +151,7 @@ test(`Redis: the server (appendfsync always) killed -9 ${serverKills} times unde
   cleanup(t, () => redis.stop())
   const url = redis.url
   const started = Date.now()
+  await keepTheLog(t, url)
   const producer = runChild(t, fixture('broker-producer.ts'), [url, '3'])
   const consumer = runChild(t, fixture('broker-consumer.ts'), [url])
   await producer.waitForLine(/^ready$/)

@@ -137,8 +137,14 @@ export interface RedisCluster {
   stop(): Promise<void>
 }
 
-/** A Redis Cluster of `masters` masters (no replicas), its slots spread evenly, ready when this resolves. */
-export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+/**
+ * A Redis Cluster of `masters` masters (no replicas), its slots spread evenly, ready when this resolves.
+ * With `appendfsync`, each master keeps an append-only file, so a restarted master comes back with its data.
+ */
+export async function startRedisCluster(
+  masters = 3,
+  options: { appendfsync?: 'always' | 'everysec' } = {},
+): Promise<RedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-redis-cluster-'))
   const taken = new Set<number>()
   const ports: number[] = []
@@ -160,8 +166,9 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     `appendonly-${port}.aof`,
     '--save',
     '',
-    '--appendonly',
-    'no',
+    ...(options.appendfsync === undefined
+      ? ['--appendonly', 'no']
+      : ['--appendonly', 'yes', '--appendfsync', options.appendfsync, '--appenddirname', `aof-${port}`]),
   ]
   const servers = ports.map((port) => spawn('redis-server', argsOf(port), { stdio: 'ignore' }))
   for (const port of ports) await waitForPing(port)
