@@ -35,8 +35,7 @@ async function rawConsume(redis: Redis, stream: string): Promise<number> {
   let got = 0
   while (got < n) {
     const reply = (await redis.xreadgroup('GROUP', 'g', 'c', 'COUNT', batch, 'STREAMS', stream, '>')) as
-      | [string, [string, string[]][]][]
-      | null
+      [string, [string, string[]][]][] | null
     const entries = reply?.[0]?.[1] ?? []
     if (entries.length === 0) continue
     await redis.xack(stream, 'g', ...entries.map((e) => e[0]))
@@ -63,7 +62,8 @@ async function sluiceRun(
     started = performance.now()
     for (let i = 0; i < n; i += batch) {
       const all: Promise<unknown>[] = []
-      for (let j = i; j < Math.min(n, i + batch); j++) all.push(sluice.publish('bench2', payload, { key: `k${j % 100}` }))
+      for (let j = i; j < Math.min(n, i + batch); j++)
+        all.push(sluice.publish('bench2', payload, { key: `k${j % 100}` }))
       await Promise.all(all)
     }
     const publishInFlight = n / ((performance.now() - started) / 1000)
@@ -97,11 +97,18 @@ async function cleanup(redis: Redis, prefix: string): Promise<void> {
   } while (cursor !== '0')
 }
 
-export async function redisDriverBench(log: (line: string) => void): Promise<{ rows: Row[]; ratios: Record<string, number> }> {
+export async function redisDriverBench(
+  log: (line: string) => void,
+): Promise<{ rows: Row[]; ratios: Record<string, number> }> {
   const address = new URL(url.replace(/^redis:/, 'http:'))
   const redis = new Redis({ host: address.hostname, port: Number(address.port || 6379) })
   const raw = { publish: [] as number[], consume: [] as number[] }
-  const sluice = { publishBatch: [] as number[], publishInFlight: [] as number[], consume: [] as number[], keyed: [] as number[] }
+  const sluice = {
+    publishBatch: [] as number[],
+    publishInFlight: [] as number[],
+    consume: [] as number[],
+    keyed: [] as number[],
+  }
   try {
     for (let round = 0; round < 3; round++) {
       const stream = `sluice-bench-raw-${uuidv7()}`
@@ -118,7 +125,9 @@ export async function redisDriverBench(log: (line: string) => void): Promise<{ r
           sluice.consume.push(r.consume)
         } else sluice.keyed.push(r.consume)
       }
-      log(`  round ${round + 1}: raw XADD ${Math.round(raw.publish.at(-1)!)}/s, Sluice publishBatch ${Math.round(sluice.publishBatch.at(-1)!)}/s`)
+      log(
+        `  round ${round + 1}: raw XADD ${Math.round(raw.publish.at(-1)!)}/s, Sluice publishBatch ${Math.round(sluice.publishBatch.at(-1)!)}/s`,
+      )
     }
   } finally {
     redis.disconnect()
@@ -139,12 +148,46 @@ export async function redisDriverBench(log: (line: string) => void): Promise<{ r
   }
   const settings = `${n} x 1 KiB, 4 partitions, medians of 3`
   const rows: Row[] = [
-    { scenario: 'redis publish', system: 'raw Redis Streams', settings: `XADD pipelined ${batch}`, msgsPerSec: m.rawPublish },
-    { scenario: 'redis publish', system: 'Sluice on Redis', settings: `publishBatch(${batch}), ${settings}`, msgsPerSec: m.publishBatch, note: `${ratios.publishBatchVsRaw.toFixed(2)}x raw` },
-    { scenario: 'redis publish', system: 'Sluice on Redis', settings: `${batch} publish() in flight`, msgsPerSec: m.publishInFlight, note: `${ratios.publishInFlightVsRaw.toFixed(2)}x raw` },
-    { scenario: 'redis consume + ack', system: 'raw Redis Streams', settings: `XREADGROUP COUNT ${batch} + XACK`, msgsPerSec: m.rawConsume },
-    { scenario: 'redis consume + ack', system: 'Sluice on Redis', settings: "ordering 'none', concurrency 64", msgsPerSec: m.consume, note: `${ratios.consumeVsRaw.toFixed(2)}x raw` },
-    { scenario: 'redis consume + ack', system: 'Sluice on Redis', settings: "ordering 'key', 100 keys (raw Streams cannot)", msgsPerSec: m.keyed, note: `${ratios.keyedVsRaw.toFixed(2)}x raw unordered` },
+    {
+      scenario: 'redis publish',
+      system: 'raw Redis Streams',
+      settings: `XADD pipelined ${batch}`,
+      msgsPerSec: m.rawPublish,
+    },
+    {
+      scenario: 'redis publish',
+      system: 'Sluice on Redis',
+      settings: `publishBatch(${batch}), ${settings}`,
+      msgsPerSec: m.publishBatch,
+      note: `${ratios.publishBatchVsRaw.toFixed(2)}x raw`,
+    },
+    {
+      scenario: 'redis publish',
+      system: 'Sluice on Redis',
+      settings: `${batch} publish() in flight`,
+      msgsPerSec: m.publishInFlight,
+      note: `${ratios.publishInFlightVsRaw.toFixed(2)}x raw`,
+    },
+    {
+      scenario: 'redis consume + ack',
+      system: 'raw Redis Streams',
+      settings: `XREADGROUP COUNT ${batch} + XACK`,
+      msgsPerSec: m.rawConsume,
+    },
+    {
+      scenario: 'redis consume + ack',
+      system: 'Sluice on Redis',
+      settings: "ordering 'none', concurrency 64",
+      msgsPerSec: m.consume,
+      note: `${ratios.consumeVsRaw.toFixed(2)}x raw`,
+    },
+    {
+      scenario: 'redis consume + ack',
+      system: 'Sluice on Redis',
+      settings: "ordering 'key', 100 keys (raw Streams cannot)",
+      msgsPerSec: m.keyed,
+      note: `${ratios.keyedVsRaw.toFixed(2)}x raw unordered`,
+    },
   ]
   return { rows, ratios }
 }
