@@ -89,22 +89,45 @@ local function maybeTrim(S, now, quietOnly)
     redis.call('HSET', S.trim, 'to', s(lowest), 'at', s(now))
   end
 end
--- Acknowledges one offset: raises the floor past it if it can, trims what every subscription has acknowledged.
+-- Offsets acknowledged by this script run, with the counter each counts in; flushSettled raises the floor once.
+local settled = {}
+local settledCounts = {}
+-- Acknowledges one offset: frees its order key now; the floor moves in flushSettled, once per script run.
 local function settle(S, offset, key, now, counter)
   redis.call('HDEL', S.attempts, s(offset))
   releaseKey(S, key, offset, now)
-  redis.call('HINCRBY', S.meta, counter, 1)
+  settled[#settled + 1] = offset
+  settledCounts[counter] = (settledCounts[counter] or 0) + 1
+end
+-- Raises the floor past what this run acknowledged (and what was acknowledged above it before), counts, and
+-- trims what every subscription has acknowledged. Called at the end of every script that may settle.
+local function flushSettled(S, now)
+  if #settled == 0 then return end
+  for counter, n in pairs(settledCounts) do redis.call('HINCRBY', S.meta, counter, n) end
+  table.sort(settled)
   local floor = tonumber(redis.call('HGET', S.meta, 'floor'))
-  if offset < floor then return end
-  redis.call('ZADD', S.acked, offset, s(offset))
+  local above = {}
+  for _, o in ipairs(settled) do
+    if o == floor then
+      floor = floor + 1
+    elseif o > floor then
+      above[#above + 1] = o
+      above[#above + 1] = s(o)
+    end
+  end
+  for i = 1, #above, 2000 do
+    redis.call('ZADD', S.acked, unpack(above, i, math.min(#above, i + 1999)))
+  end
   while true do
     local first = redis.call('ZRANGE', S.acked, 0, 0)[1]
-    if first == nil or tonumber(first) ~= floor then break end
+    if first == nil or tonumber(first) > floor then break end
     redis.call('ZREM', S.acked, first)
-    floor = floor + 1
+    if tonumber(first) == floor then floor = floor + 1 end
   end
   redis.call('HSET', S.meta, 'floor', s(floor))
   redis.call('HSET', S.floors, S.name, s(floor))
+  settled = {}
+  settledCounts = {}
   maybeTrim(S, now, false)
 end
 local function parseLease(value)
@@ -356,6 +379,7 @@ while count < max and scanned < 2000 do
   if #entries < want then break end
 end
 redis.call('HSET', S.meta, 'cursor', s(cursor))
+flushSettled(S, now)
 maybeTrim(S, now, true)
 local wake = -1
 local nextReady = redis.call('ZRANGE', S.ready, 0, 0, 'WITHSCORES')
@@ -410,6 +434,7 @@ for r = 0, tonumber(ARGV[10]) - 1 do
     end
   end
 end
+flushSettled(S, now)
 if wakeNeeded then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
 return out
 `
@@ -452,6 +477,7 @@ end
 redis.call('HDEL', S.lease, o)
 redis.call('ZREM', S.deadlines, o)
 settle(S, tonumber(o), lease.key, now, 'acked')
+flushSettled(S, now)
 local parts = {}
 for g = 1, groups do
   local p = plan[g]
@@ -509,6 +535,7 @@ for i = 5, #ARGV do
     settle(S, tonumber(o), key, now, ARGV[3])
   end
 end
+flushSettled(S, now)
 return {'ok'}
 `
 
