@@ -359,7 +359,8 @@ end
 local cursor = tonumber(redis.call('HGET', S.meta, 'cursor'))
 local scanned = 0
 while count < max and scanned < 2000 do
-  local want = math.min(500, (max - count) * 2 + 8)
+  -- Read no more than can be granted: every entry read here is copied into Lua, payload and all.
+  local want = math.min(500, max - count)
   local entries = redis.call('XRANGE', S.log, '0-' .. s(cursor + 1), '+', 'COUNT', want)
   if #entries == 0 then break end
   for _, entry in ipairs(entries) do
