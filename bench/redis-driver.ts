@@ -3,7 +3,7 @@
 // pipelined 64 at a time, XREADGROUP COUNT 64 with one XACK per batch. Key-ordered consumption is Sluice's alone
 // (raw Streams have no per-key gate); it is measured, not compared.
 //
-// npm run bench:redis (also part of npm run bench). SLUICE_BENCH_REDIS_URL picks another server.
+// npm run bench:redis. SLUICE_BENCH_REDIS_URL picks another server, SLUICE_BENCH_REDIS_MESSAGES the count.
 import { Redis } from 'ioredis'
 import { open } from '../src/index.ts'
 import { uuidv7 } from '../src/core/ids.ts'
