@@ -14,12 +14,12 @@ export function partitionOf(record: AppendRecord, partitions: number): number {
 }
 
 /** The 9 script arguments of one record (see appendScript). */
-export function appendArgs(record: AppendRecord, now: number, dedupWindowMs: number): (string | Buffer | number)[] {
+export function appendArgs(record: AppendRecord, dedupWindowMs: number): (string | Buffer | number)[] {
   const byId = record.idFromProducer === true && dedupWindowMs > 0
   const bySequence = record.producerId !== undefined && record.sequence !== undefined
   return [
     byId ? `i:${record.id}` : '',
-    now + dedupWindowMs,
+    dedupWindowMs,
     bySequence ? `p:${record.producerId}:${record.sequence}` : '',
     record.id,
     record.key === null ? '-' : `+${record.key}`,
@@ -31,3 +31,8 @@ export function appendArgs(record: AppendRecord, now: number, dedupWindowMs: num
 }
 
 export { producerWindowMs }
+
+/** How long each of a partition's two dedup hashes is current: the longest window an entry in it counts for. */
+export function dedupSpanMs(dedupWindowMs: number): number {
+  return Math.max(dedupWindowMs, producerWindowMs)
+}

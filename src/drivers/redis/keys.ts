@@ -33,10 +33,10 @@ export class RedisKeys {
     return `${this.prefix}:{${topic}:${partition}}`
   }
 
-  /** KEYS of the append script: log, ids, idExpiry, meta. */
+  /** KEYS of the append script: log, the two dedup hashes used in turns, meta. */
   partition(topic: string, partition: number): string[] {
     const t = this.tag(topic, partition)
-    return [`${t}:log`, `${t}:ids`, `${t}:idx`, `${t}:meta`]
+    return [`${t}:log`, `${t}:ids`, `${t}:ids2`, `${t}:meta`]
   }
 
   log(topic: string, partition: number): string {

@@ -30,7 +30,7 @@ import {
   topicConfigConflicts,
   topicInfoFrom,
 } from '../../core/validate.ts'
-import { appendArgs, partitionOf, producerWindowMs } from './append-args.ts'
+import { appendArgs, dedupSpanMs, partitionOf, producerWindowMs } from './append-args.ts'
 import { entryId, num, recordsOf, text } from './entries.ts'
 import { RedisKeys } from './keys.ts'
 import { RedisLink, Script, type RedisEndpoint } from './link.ts'
@@ -264,9 +264,10 @@ export class RedisDriver implements Driver {
           this.keys.wake(topic),
           partition,
           list.length,
-          now + producerWindowMs,
+          producerWindowMs,
+          dedupSpanMs(window),
         ]
-        for (const { record } of list) args.push(...appendArgs(record, now, window))
+        for (const { record } of list) args.push(...appendArgs(record, window))
         const reply = await this.link.run(scripts.append, this.keys.partition(topic, partition), args)
         if (!Array.isArray(reply) || text(reply[0]) === 'gone') return true
         list.forEach(({ index, record }, i) => {

@@ -169,38 +169,71 @@ end
 export const subscriptionKeyCount = 13
 
 /**
- * Appends `count` records given in ARGV from `base`, 9 values each (see
- * appendScript), to the partition whose keys are P = {log, ids, idExpiry,
- * meta}; false when the topic's generation is not `gen` (deleted). Dedup
- * entries are looked up with one HMGET and written with one HSET and one
- * ZADD per append, not per record.
+ * The dedup table of a partition, and appending to it.
+ *
+ * Dedup entries (a message id, a producer sequence, a transaction) are
+ * "offset|storedAt" in two hashes used in turns (P[2] and P[3]), each current
+ * for `span` ms: when the current one is older than that, the other (older
+ * still) is dropped whole and takes its place. An entry counts only within
+ * its own window, checked against storedAt, so no entry needs expiring one by
+ * one, and the table holds at most two spans of entries.
+ *
+ * appendRecords appends `count` records given in ARGV from `base`, 9 values
+ * each (see appendScript), to the partition whose keys are P = {log, ids,
+ * ids2, meta}; false when the topic's generation is not `gen` (deleted).
  */
 const appendPrelude = `
-local function appendRecords(P, gen, now, channel, partition, seqExp, base, count)
-  local log, ids, idExpiry, pmeta = P[1], P[2], P[3], P[4]
-  if redis.call('HGET', pmeta, 'gen') ~= gen then return false end
-  local expired = redis.call('ZRANGEBYSCORE', idExpiry, '-inf', now, 'LIMIT', 0, 1000)
-  if #expired > 0 then
-    redis.call('HDEL', ids, unpack(expired))
-    redis.call('ZREM', idExpiry, unpack(expired))
+local function dedupTables(P, now, span)
+  local pmeta = P[4]
+  local since = tonumber(redis.call('HGET', pmeta, 'idsSince') or '-1')
+  local current = redis.call('HGET', pmeta, 'idsCurrent') or 'a'
+  if since < 0 then
+    redis.call('HSET', pmeta, 'idsSince', string.format('%d', now), 'idsCurrent', 'a')
+    current = 'a'
+  elseif now - since >= span then
+    redis.call('UNLINK', (current == 'a') and P[3] or P[2])
+    current = (current == 'a') and 'b' or 'a'
+    redis.call('HSET', pmeta, 'idsSince', string.format('%d', now), 'idsCurrent', current)
   end
-  -- Every id and sequence key of the append, looked up at once.
-  local lookup = {}
-  for r = 0, count - 1 do
-    local b = base + r * 9
-    if ARGV[b] ~= '' then lookup[#lookup + 1] = ARGV[b] end
-    if ARGV[b + 2] ~= '' then lookup[#lookup + 1] = ARGV[b + 2] end
-  end
+  if current == 'a' then return P[2], P[3] end
+  return P[3], P[2]
+end
+-- The offsets of the names still within their windows: windowOf(name) says how long each counts.
+local function dedupLookup(cur, old, names, now, windowOf)
   local seen = {}
-  if #lookup > 0 then
-    local found = redis.call('HMGET', ids, unpack(lookup))
-    for i, name in ipairs(lookup) do
-      if found[i] then seen[name] = found[i] end
+  if #names == 0 then return seen end
+  local a = redis.call('HMGET', cur, unpack(names))
+  local b = redis.call('HMGET', old, unpack(names))
+  for i, name in ipairs(names) do
+    for _, v in ipairs({ a[i], b[i] }) do
+      if v and not seen[name] then
+        local o, t = string.match(v, '^([^|]+)|(%d+)$')
+        if o and now - tonumber(t) < windowOf(name) then seen[name] = o end
+      end
     end
   end
+  return seen
+end
+local function appendRecords(P, gen, now, channel, partition, seqWindow, span, base, count)
+  local log, pmeta = P[1], P[4]
+  if redis.call('HGET', pmeta, 'gen') ~= gen then return false end
+  local cur, old = dedupTables(P, now, span)
+  local names = {}
+  local idWindow = 0
+  for r = 0, count - 1 do
+    local b = base + r * 9
+    if ARGV[b] ~= '' then
+      names[#names + 1] = ARGV[b]
+      idWindow = tonumber(ARGV[b + 1])
+    end
+    if ARGV[b + 2] ~= '' then names[#names + 1] = ARGV[b + 2] end
+  end
+  local seen = dedupLookup(cur, old, names, now, function(name)
+    if string.sub(name, 1, 2) == 'i:' then return idWindow end
+    return seqWindow
+  end)
   local out = {}
   local fields = {}
-  local expiries = {}
   local added = 0
   local nowText = string.format('%d', now)
   for r = 0, count - 1 do
@@ -221,30 +254,24 @@ local function appendRecords(P, gen, now, channel, partition, seqExp, base, coun
           'f', ARGV[b + 6], 'd', ARGV[b + 7], 't', nowText, 'a', ARGV[b + 8])
       end
       local o = string.format('%d', tonumber(string.sub(id, 3)) - 1)
+      local entry = o .. '|' .. nowText
       -- A repeat later in the same append is the same message.
       if idKey ~= '' then
         seen[idKey] = o
         fields[#fields + 1] = idKey
-        fields[#fields + 1] = o
-        expiries[#expiries + 1] = ARGV[b + 1]
-        expiries[#expiries + 1] = idKey
+        fields[#fields + 1] = entry
       end
       if seqKey ~= '' then
         seen[seqKey] = o
         fields[#fields + 1] = seqKey
-        fields[#fields + 1] = o
-        expiries[#expiries + 1] = seqExp
-        expiries[#expiries + 1] = seqKey
+        fields[#fields + 1] = entry
       end
       out[#out + 1] = o
       out[#out + 1] = 0
       added = added + 1
     end
   end
-  if #fields > 0 then
-    redis.call('HSET', ids, unpack(fields))
-    redis.call('ZADD', idExpiry, unpack(expiries))
-  end
+  if #fields > 0 then redis.call('HSET', cur, unpack(fields)) end
   if added > 0 then
     redis.call('HINCRBY', pmeta, 'published', added)
     redis.call('PUBLISH', channel, partition)
@@ -256,14 +283,15 @@ end
 /**
  * Appends records to one partition, each unless it repeats a message id or a
  * producer sequence seen within its window (then the first one's offset).
- * KEYS: log, ids, idExpiry, partitionMeta. ARGV: gen, now, channel,
- * partition, count, seqExpiresAt, then per record: idKey ('' none),
- * idExpiresAt, seqKey ('' none), id, key ('-' none, '+<key>'), headers,
+ * KEYS: log, ids, ids2, partitionMeta. ARGV: gen, now, channel, partition,
+ * count, seqWindowMs, spanMs, then per record: idKey ('' none),
+ * idWindowMs, seqKey ('' none), id, key ('-' none, '+<key>'), headers,
  * format, payload, deliverAt. Answers offset and duplicate (0/1) per
  * record, or {'gone'}.
  */
 export const appendScript = `${appendPrelude}
-local out = appendRecords({ KEYS[1], KEYS[2], KEYS[3], KEYS[4] }, ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[6], 7, tonumber(ARGV[5]))
+local out = appendRecords({ KEYS[1], KEYS[2], KEYS[3], KEYS[4] }, ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4],
+  tonumber(ARGV[6]), tonumber(ARGV[7]), 8, tonumber(ARGV[5]))
 if out == false then return {'gone'} end
 return out
 `
@@ -445,11 +473,11 @@ return out
  * script: both happen or neither. Only where every key is on one server
  * (a single Redis, not a cluster). A repeat of `txId` (an answer that was
  * lost) gets the first outcome.
- * KEYS: the input's subscription keys, the input partition's `ids` and
- * `idExpiry`, then 4 append keys per output group. ARGV: gen, now, name,
- * offset, attempt, txId, txExpiresAt, channel, partition, groups, then per
- * group: topicGen, channel, partition, count, then its records (9 values
- * each, as appendScript). Answers {'repeat', outcome}, {'lost'},
+ * KEYS: the input's subscription keys, the input partition's append keys
+ * (log, ids, ids2, meta), then 4 append keys per output group. ARGV: gen,
+ * now, name, offset, attempt, txId, txWindowMs, channel, partition, groups,
+ * spanMs, then per group: topicGen, channel, partition, count, spanMs,
+ * then its records (9 values each, as appendScript). Answers {'repeat', outcome}, {'lost'},
  * {'gone', group index}, or {'ok', outcome} where outcome is
  * "offset:duplicate,...;..." per group.
  */
@@ -457,23 +485,30 @@ export const commitScript = `${prelude}${appendPrelude}
 local S = subKeys(1)
 S.name = ARGV[3]
 if not checkGen(S, ARGV[1]) then return {'lost'} end
-local ids, idExpiry = KEYS[14], KEYS[15]
+local input = { KEYS[14], KEYS[15], KEYS[16], KEYS[17] }
+local span = tonumber(ARGV[11])
+local txWindow = tonumber(ARGV[7])
 local txKey = 'tx:' .. ARGV[6]
-local before = redis.call('HGET', ids, txKey)
-if before then return { 'repeat', before } end
+local cur, old = dedupTables(input, tonumber(ARGV[2]), span)
+local found = redis.call('HGET', cur, txKey) or redis.call('HGET', old, txKey)
+if found then
+  local outcome, t = string.match(found, '^(.*)|(%d+)$')
+  if outcome and tonumber(ARGV[2]) - tonumber(t) < txWindow then return { 'repeat', outcome } end
+end
 local now, o, attempt = tonumber(ARGV[2]), ARGV[4], tonumber(ARGV[5])
 local lease = parseLease(redis.call('HGET', S.lease, o))
 if lease == nil or lease.attempt ~= attempt or lease.deadline <= now then return {'lost'} end
 -- Every output topic must still exist before anything changes.
 local groups = tonumber(ARGV[10])
-local at = 11
+local at = 12
 local plan = {}
 for g = 1, groups do
-  local keyBase = 15 + (g - 1) * 4
+  local keyBase = 17 + (g - 1) * 4
   local P = { KEYS[keyBase + 1], KEYS[keyBase + 2], KEYS[keyBase + 3], KEYS[keyBase + 4] }
   if redis.call('HGET', P[4], 'gen') ~= ARGV[at] then return { 'gone', g - 1 } end
-  plan[g] = { P = P, gen = ARGV[at], channel = ARGV[at + 1], partition = ARGV[at + 2], count = tonumber(ARGV[at + 3]), base = at + 4 }
-  at = at + 4 + tonumber(ARGV[at + 3]) * 9
+  plan[g] = { P = P, gen = ARGV[at], channel = ARGV[at + 1], partition = ARGV[at + 2], count = tonumber(ARGV[at + 3]),
+    span = tonumber(ARGV[at + 4]), base = at + 5 }
+  at = at + 5 + tonumber(ARGV[at + 3]) * 9
 end
 redis.call('HDEL', S.lease, o)
 redis.call('ZREM', S.deadlines, o)
@@ -482,14 +517,13 @@ flushSettled(S, now)
 local parts = {}
 for g = 1, groups do
   local p = plan[g]
-  local out = appendRecords(p.P, p.gen, now, p.channel, p.partition, ARGV[7], p.base, p.count)
+  local out = appendRecords(p.P, p.gen, now, p.channel, p.partition, txWindow, p.span, p.base, p.count)
   local items = {}
   for i = 1, #out, 2 do items[#items + 1] = out[i] .. ":" .. out[i + 1] end
   parts[g] = table.concat(items, ",")
 end
 local outcome = table.concat(parts, ';')
-redis.call('HSET', ids, txKey, outcome)
-redis.call('ZADD', idExpiry, ARGV[7], txKey)
+redis.call('HSET', cur, txKey, outcome .. '|' .. string.format('%d', now))
 if wakeNeeded then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
 return { 'ok', outcome }
 `

@@ -1,7 +1,7 @@
 import { ErrorCode, sluiceError } from '../../core/errors.ts'
 import { checkMessageSizes } from '../../core/message-size.ts'
 import type { CommitResult, LeaseRef, Receipt, TransactionOutput } from '../../core/types.ts'
-import { appendArgs, partitionOf } from './append-args.ts'
+import { appendArgs, dedupSpanMs, partitionOf } from './append-args.ts'
 import { num, text } from './entries.ts'
 import { Script } from './link.ts'
 import type { RedisDriver, Registration } from './redis-driver.ts'
@@ -57,8 +57,7 @@ export async function commitArgs(
   const now = driver.clock.now()
   const topic = input.info.name
   const inputKeys = driver.keys.subscription(topic, ref.partition, subscription)
-  const [, ids, idExpiry] = driver.keys.partition(topic, ref.partition)
-  const keys = [...inputKeys, ids!, idExpiry!]
+  const keys = [...inputKeys, ...driver.keys.partition(topic, ref.partition)]
   const args: (string | number | Buffer)[] = [
     gens[ref.partition] ?? '',
     now,
@@ -66,20 +65,21 @@ export async function commitArgs(
     ref.offset,
     ref.attempt,
     txId,
-    now + txWindowMs,
+    txWindowMs,
     driver.keys.wake(topic),
     ref.partition,
     groups.size,
+    dedupSpanMs(input.info.dedupWindowMs),
   ]
   const ordered = [...groups.values()]
   for (const group of ordered) {
     keys.push(...driver.keys.partition(group.topic, group.partition))
-    args.push(group.gen, driver.keys.wake(group.topic), group.partition, group.items.length)
     const window = registrations.get(group.topic)!.info.dedupWindowMs
+    args.push(group.gen, driver.keys.wake(group.topic), group.partition, group.items.length, dedupSpanMs(window))
     // The transaction's own entry recognises a repeat: its outputs need no producer sequence entries.
     for (const { output, index } of group.items) {
       const record = outputs[output]!.records[index]!
-      args.push(...appendArgs({ ...record, producerId: undefined, sequence: undefined }, now, window))
+      args.push(...appendArgs({ ...record, producerId: undefined, sequence: undefined }, window))
     }
   }
   const reply = await driver.link.run(scripts.commit, keys, args)
