@@ -11,6 +11,7 @@ import { fanOutCases } from './cases/fan-out.ts'
 import { gracefulCloseCases } from './cases/graceful-close.ts'
 import { lifecycleCases } from './cases/lifecycle.ts'
 import { orderingCases } from './cases/ordering.ts'
+import { realClockCases } from './cases/real-clock.ts'
 import { restartCases } from './cases/restart.ts'
 import type { ConformanceTarget } from './target.ts'
 
@@ -47,6 +48,17 @@ export function runConformance(target: ConformanceTarget): void {
     transactionCases(target)
     backpressureCases(target)
     dropOldestUnderLoadCases(target)
+  })
+}
+
+/**
+ * The time-driven cases on a real clock, with deadlines of a few hundred
+ * milliseconds: for targets whose time cannot be faked (a server's own
+ * clock). The target's `advance` waits instead of moving a fake clock.
+ */
+export function runRealClockConformance(target: ConformanceTarget): void {
+  describe(`conformance on a real clock: ${target.name}`, { skip: target.skip ?? false }, () => {
+    realClockCases(target)
   })
 }
 
