@@ -100,21 +100,20 @@ export function realClockCases(target: ConformanceTarget): void {
     const topic = uniqueName('rc-extend')
     await sluice.createTopic(topic)
     await sluice.publish(topic, 'slow')
-    let deliveries = 0
-    let done = false
+    const seen = { deliveries: 0, done: false }
     await sluice.subscribe(
       topic,
       's',
       async () => {
-        deliveries++
+        seen.deliveries++
         await sleep(900)
-        done = true
+        seen.done = true
       },
       { ackTimeoutMs: 300, maxLeaseMs: 10_000 },
     )
-    for (let i = 0; i < 40 && !done; i++) await instance.advance(100, 50)
-    await eventually('the slow handler', () => done, 5000)
+    for (let i = 0; i < 40 && !seen.done; i++) await instance.advance(100, 50)
+    await eventually('the slow handler', () => seen.done, 5000)
     await instance.advance(500, 50)
-    assert.equal(deliveries, 1, 'the lease was extended while the handler ran')
+    assert.equal(seen.deliveries, 1, 'the lease was extended while the handler ran')
   })
 }
