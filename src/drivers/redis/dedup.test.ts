@@ -5,7 +5,7 @@ import { FakeClock } from '../../core/clock.ts'
 import { uuidv7 } from '../../core/ids.ts'
 import { open } from '../../open.ts'
 
-// The dedup table of a partition is two hashes used in turns (scripts.ts): an entry written just before the turn
+// The dedup table of a partition is two hashes used in turns (lua/append.ts): an entry written just before the turn
 // is still found in the older one, and an entry counts for its window, not for as long as its hash lives.
 test('Redis dedup: an id repeated across a turn of the dedup tables is still one message; past its window it is stored again', async (t) => {
   const prefix = `sluice-test-${uuidv7()}`

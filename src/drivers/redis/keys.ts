@@ -47,7 +47,7 @@ export class RedisKeys {
     return `${this.tag(topic, partition)}:meta`
   }
 
-  /** KEYS of the subscription scripts, in the order `subKeys` in scripts.ts reads them. */
+  /** KEYS of the subscription scripts, in the order `subKeys` in lua/prelude.ts reads them. */
   subscription(topic: string, partition: number, subscription: string): string[] {
     const t = this.tag(topic, partition)
     const s = `${t}:s:${subscription}`

@@ -35,7 +35,9 @@ import { entryId, num, recordsOf, text } from './entries.ts'
 import { RedisKeys } from './keys.ts'
 import { RedisLink, Script, type RedisEndpoint } from './link.ts'
 import { RedisConsumer } from './redis-consumer.ts'
-import { appendScript, peekScript } from './scripts.ts'
+import { subscriptionStats } from './subscription-stats.ts'
+import { appendScript } from './lua/append.ts'
+import { peekScript } from './lua/subscription.ts'
 
 /** A topic as registered in Redis: its configuration and the generation that fences a deleted and re-created one. */
 export interface Registration {
@@ -56,7 +58,7 @@ export interface RedisDriverOptions {
 
 /**
  * Sluice on Redis Streams: one stream per partition, every per-partition
- * change one Lua script (scripts.ts), the policies (validation, backoff,
+ * change one Lua script (lua/), the policies (validation, backoff,
  * dead-letter labelling, redrive, stats maths) from core. Time comes from
  * the client's clock and is passed to every script.
  */
@@ -373,7 +375,7 @@ export class RedisDriver implements Driver {
     const subscriptions: SubscriptionStats[] = []
     const floors: number[][] = []
     for (const name of await this.subscriptionNames(topic)) {
-      const s = await RedisConsumer.stats(this, info, name, partitions, now, publishRate)
+      const s = await subscriptionStats(this, info, name, partitions, now, publishRate)
       floors.push(s.floors)
       subscriptions.push({
         ...s.stats,

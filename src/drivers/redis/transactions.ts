@@ -5,7 +5,8 @@ import { appendArgs, dedupSpanMs, partitionOf } from './append-args.ts'
 import { num, text } from './entries.ts'
 import { Script } from './link.ts'
 import type { RedisDriver, Registration } from './redis-driver.ts'
-import { commitScript, settleScript } from './scripts.ts'
+import { settleScript } from './lua/subscription.ts'
+import { commitScript } from './lua/transaction.ts'
 
 const scripts = { commit: new Script('commit', commitScript), settle: new Script('settle', settleScript) }
 
