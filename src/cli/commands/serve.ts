@@ -63,7 +63,12 @@ export async function serve(options: ServeOptions, print: (line: string) => void
       process.exit(1)
     }
     stopping = true
-    print(`${signal}: draining (in-flight acknowledgements land, then the log is fsynced and closed)`)
+    const then = url.startsWith('file:')
+      ? 'the log is fsynced and closed'
+      : url === 'memory:'
+        ? 'the engine is closed'
+        : `the connection to ${where} is closed`
+    print(`${signal}: draining (in-flight acknowledgements land, then ${then})`)
     broker.stop().then(
       () => {
         print('stopped')
