@@ -50,6 +50,17 @@ export const scripts = {
   peek: new Script('peek', peekScript),
 }
 
+/** Appends of one topic waiting for the end of this turn of the event loop. */
+interface GatheredAppends {
+  readonly records: AppendRecord[]
+  readonly callers: {
+    readonly from: number
+    readonly count: number
+    readonly resolve: (receipts: Receipt[]) => void
+    readonly reject: (err: unknown) => void
+  }[]
+}
+
 export interface RedisDriverOptions {
   readonly endpoint: RedisEndpoint
   readonly clock?: Clock
@@ -69,6 +80,7 @@ export class RedisDriver implements Driver {
   private readonly publishRates = new Map<string, MovingRate>()
   readonly ackRates = new Map<string, MovingRate>()
   private readonly consumers = new Set<RedisConsumer>()
+  private readonly gathering = new Map<string, GatheredAppends>()
   private closed = false
 
   private constructor(
@@ -221,15 +233,52 @@ export class RedisDriver implements Driver {
 
   async append(topic: string, records: readonly AppendRecord[], _options: AppendOptions = {}): Promise<Receipt[]> {
     this.checkOpen()
-    let registration = await this.registration(topic)
+    const registration = await this.registration(topic)
     checkMessageSizes(topic, records, registration.info.maxMessageBytes)
-    // Encode now: the payloads may be views of the caller's memory.
+    // Copied now: the payloads may be views of the caller's memory, and they are sent a turn later.
+    const copied = records.map((record) => ({ ...record, payload: Buffer.from(record.payload) }))
+    return this.gather(topic, copied)
+  }
+
+  /**
+   * Appends asked for in the same turn of the event loop (say 64 `publish()`
+   * calls in flight) go to Redis together: one script per partition for all
+   * of them, not one per call. Each caller gets its own receipts, or the
+   * error of the whole batch.
+   */
+  private gather(topic: string, records: AppendRecord[]): Promise<Receipt[]> {
+    return new Promise((resolve, reject) => {
+      let batch = this.gathering.get(topic)
+      if (batch === undefined) {
+        const fresh: GatheredAppends = { records: [], callers: [] }
+        batch = fresh
+        this.gathering.set(topic, fresh)
+        setImmediate(() => {
+          this.gathering.delete(topic)
+          this.appendNow(topic, fresh.records).then(
+            (receipts) => {
+              for (const caller of fresh.callers)
+                caller.resolve(receipts.slice(caller.from, caller.from + caller.count))
+            },
+            (err: unknown) => {
+              for (const caller of fresh.callers) caller.reject(err)
+            },
+          )
+        })
+      }
+      batch.callers.push({ from: batch.records.length, count: records.length, resolve, reject })
+      batch.records.push(...records)
+    })
+  }
+
+  private async appendNow(topic: string, records: readonly AppendRecord[]): Promise<Receipt[]> {
+    let registration = await this.registration(topic)
     const byPartition = new Map<number, { index: number; record: AppendRecord }[]>()
     records.forEach((record, index) => {
       const partition = partitionOf(record, registration.info.partitions)
       let list = byPartition.get(partition)
       if (list === undefined) byPartition.set(partition, (list = []))
-      list.push({ index, record: { ...record, payload: Buffer.from(record.payload) } })
+      list.push({ index, record })
     })
     const receipts: Receipt[] = new Array<Receipt>(records.length)
     for (let attempt = 0; ; attempt++) {
