@@ -19,11 +19,12 @@ import {
 import { num, recordOf, text } from './entries.ts'
 import { Script } from './link.ts'
 import type { RedisDriver, Registration } from './redis-driver.ts'
-import { claimDeadScript, deadDoneScript, joinScript, leaseScript, settleScript } from './scripts.ts'
+import { claimDeadScript, deadDoneScript, joinScript, leaseScript, reorderScript, settleScript } from './scripts.ts'
 import { commitArgs } from './transactions.ts'
 
 const scripts = {
   join: new Script('join', joinScript),
+  reorder: new Script('reorder', reorderScript),
   lease: new Script('lease', leaseScript),
   settle: new Script('settle', settleScript),
   claimDead: new Script('claim-dead', claimDeadScript),
@@ -123,9 +124,8 @@ export class RedisConsumer implements DriverConsumer {
             `subscription ${JSON.stringify(subscription)} of ${JSON.stringify(topic)} has live consumers with ordering '${ordering}' and delivery '${delivery}'; join with the same, or use another subscription name`,
             { details: { topic, subscription, ordering, delivery } },
           )
-        await driver.link.call('HSET meta', (c) =>
-          c.hset(keys[2]!, 'ordering', config.ordering, 'delivery', config.delivery),
-        )
+        // No live consumer: the subscription takes the new settings, its held-back messages freed (scripts.ts).
+        await driver.link.run(scripts.reorder, keys, [config.ordering, config.delivery, driver.clock.now()])
       }
       gens.push(storedGen ?? gen)
     }
