@@ -25,7 +25,7 @@ async function redisSluice(t: TestContext, clock = new FakeClock(Date.UTC(2026, 
     } while (cursor !== '0')
     redis.disconnect()
   })
-  return { clock, openOne }
+  return { clock, openOne, prefix }
 }
 
 async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
@@ -73,4 +73,44 @@ test('Redis: a subscription joined again with another ordering delivers everythi
   await second.subscribe('orders', 's', (m) => void got.push(m.data), { ordering: 'key' })
   await until('all three messages', () => got.length === 3)
   assert.deepEqual([...got].sort(), [0, 1, 2])
+})
+
+async function keysOf(prefix: string): Promise<string[]> {
+  const redis = new Redis()
+  const out: string[] = []
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+    cursor = next
+    out.push(...keys)
+  } while (cursor !== '0')
+  redis.disconnect()
+  return out.sort()
+}
+
+test('Redis: deleting a topic while a handler runs leaves no key of it behind, heartbeats included', async (t) => {
+  const { clock, openOne, prefix } = await redisSluice(t)
+  const sluice = await openOne()
+  const consumerSide = await openOne()
+  await sluice.createTopic('orders')
+  let release = (): void => undefined
+  let started = 0
+  const sub = await consumerSide.subscribe(
+    'orders',
+    's',
+    async () => {
+      started++
+      await new Promise<void>((r) => (release = r))
+    },
+    { concurrency: 1, prefetch: 0 },
+  )
+  await sluice.publish('orders', 'x', { key: '|a|b|\u0000{}:' })
+  await until('the handler', () => started === 1)
+  await sluice.deleteTopic('orders')
+  clock.advance(11_000) // a heartbeat of the consumer
+  await new Promise((r) => setTimeout(r, 200))
+  release()
+  await until('the subscription to close', () => sub.closed)
+  await new Promise((r) => setTimeout(r, 200))
+  assert.deepEqual(await keysOf(prefix), [])
 })

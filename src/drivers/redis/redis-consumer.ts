@@ -139,12 +139,19 @@ export class RedisConsumer implements DriverConsumer {
     if (this.ended !== null || this.closing) return
     const key = this.driver.keys.consumers(this.topic, this.subscription)
     const now = this.driver.clock.now()
-    await this.driver.link
+    const stillThere = await this.driver.link
       .call('ZADD consumers', async (c) => {
         await c.zadd(key, now + liveMs, this.id)
         await c.zremrangebyscore(key, '-inf', now)
+        // Looked at after the ZADD: a delete removes the subscription's state before this key, so a beat that
+        // lands after the delete sees the state gone and takes itself back (else it would leave the key behind
+        // and a ghost live consumer that refuses another ordering for 30 s).
+        if ((await c.hget(this.keysOf(0)[2]!, 'gen')) === this.gens[0]) return true
+        await c.zrem(key, this.id)
+        return false
       })
-      .catch(() => undefined)
+      .catch(() => true)
+    if (!stillThere) await this.gone()
   }
 
   private keysOf(partition: number): string[] {
