@@ -5,7 +5,7 @@ import { FakeClock } from '../../core/clock.ts'
 import { uuidv7 } from '../../core/ids.ts'
 import { open } from '../../open.ts'
 
-async function redisSluice(t: TestContext, clock = new FakeClock(Date.UTC(2026, 0, 1))) {
+function redisSluice(t: TestContext, clock = new FakeClock(Date.UTC(2026, 0, 1))) {
   const prefix = `sluice-test-${uuidv7()}`
   const url = `redis://127.0.0.1:6379?prefix=${prefix}`
   const opened: { close(): Promise<void> }[] = []
@@ -38,7 +38,7 @@ async function until(what: string, check: () => boolean, ms = 5000): Promise<voi
 
 // Offsets in the `ready` zset were compared as strings when their scores tied: "10" came before "9".
 test('Redis: delayed messages of one key due at the same time arrive in offset order, also past 9', async (t) => {
-  const { clock, openOne } = await redisSluice(t)
+  const { clock, openOne } = redisSluice(t)
   const sluice = await openOne()
   await sluice.createTopic('orders')
   for (let i = 0; i < 9; i++) await sluice.publish('orders', `filler ${i}`, { key: `other-${i}` })
@@ -56,7 +56,7 @@ test('Redis: delayed messages of one key due at the same time arrive in offset o
 
 // A subscription that changed ordering (no live consumers) left messages waiting on the old order key for ever.
 test('Redis: a subscription joined again with another ordering delivers everything it had held back', async (t) => {
-  const { openOne } = await redisSluice(t)
+  const { openOne } = redisSluice(t)
   const first = await openOne()
   await first.createTopic('orders')
   for (let i = 0; i < 3; i++) await first.publish('orders', i, { key: `k${i}` })
@@ -89,7 +89,7 @@ async function keysOf(prefix: string): Promise<string[]> {
 }
 
 test('Redis: deleting a topic while a handler runs leaves no key of it behind, heartbeats included', async (t) => {
-  const { clock, openOne, prefix } = await redisSluice(t)
+  const { clock, openOne, prefix } = redisSluice(t)
   const sluice = await openOne()
   const consumerSide = await openOne()
   await sluice.createTopic('orders')
