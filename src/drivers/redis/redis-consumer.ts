@@ -15,11 +15,19 @@ import type {
 import { num, recordOf, text } from './entries.ts'
 import { Script } from './link.ts'
 import type { RedisDriver, Registration } from './redis-driver.ts'
-import { claimDeadScript, deadDoneScript, joinScript, leaseScript, settleScript } from './lua/subscription.ts'
+import {
+  claimDeadScript,
+  deadDoneScript,
+  joinScript,
+  leaseScript,
+  reorderScript,
+  settleScript,
+} from './lua/subscription.ts'
 import { commitArgs } from './transactions.ts'
 
 const scripts = {
   join: new Script('join', joinScript),
+  reorder: new Script('reorder', reorderScript),
   lease: new Script('lease', leaseScript),
   settle: new Script('settle', settleScript),
   claimDead: new Script('claim-dead', claimDeadScript),
@@ -119,9 +127,8 @@ export class RedisConsumer implements DriverConsumer {
             `subscription ${JSON.stringify(subscription)} of ${JSON.stringify(topic)} has live consumers with ordering '${ordering}' and delivery '${delivery}'; join with the same, or use another subscription name`,
             { details: { topic, subscription, ordering, delivery } },
           )
-        await driver.link.call('HSET meta', (c) =>
-          c.hset(keys[2]!, 'ordering', config.ordering, 'delivery', config.delivery),
-        )
+        // No live consumer: the subscription takes the new settings, its held-back messages freed (lua/subscription.ts).
+        await driver.link.run(scripts.reorder, keys, [config.ordering, config.delivery, driver.clock.now()])
       }
       gens.push(storedGen ?? gen)
     }
@@ -135,12 +142,19 @@ export class RedisConsumer implements DriverConsumer {
     if (this.ended !== null || this.closing) return
     const key = this.driver.keys.consumers(this.topic, this.subscription)
     const now = this.driver.clock.now()
-    await this.driver.link
+    const stillThere = await this.driver.link
       .call('ZADD consumers', async (c) => {
         await c.zadd(key, now + liveMs, this.id)
         await c.zremrangebyscore(key, '-inf', now)
+        // Looked at after the ZADD: a delete removes the subscription's state before this key, so a beat that
+        // lands after the delete sees the state gone and takes itself back (else it would leave the key behind
+        // and a ghost live consumer that refuses another ordering for 30 s).
+        if ((await c.hget(this.keysOf(0)[2]!, 'gen')) === this.gens[0]) return true
+        await c.zrem(key, this.id)
+        return false
       })
-      .catch(() => undefined)
+      .catch(() => true)
+    if (!stillThere) await this.gone()
   }
 
   private keysOf(partition: number): string[] {

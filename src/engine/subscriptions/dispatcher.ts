@@ -23,7 +23,8 @@ import { offsetsToRanges, type PartitionState, type SubscriptionState } from './
  * ordering scale past the partition count.
  *
  * A delayed message is not in the window until it is due; it then joins its
- * chain at the tail (its order among its key is the order it became visible).
+ * chain at the tail (its order among its key is the order it became visible;
+ * messages due at the same time become visible in offset order).
  *
  * The window is bounded (`maxWindow` messages and `maxWindowBytes` per
  * partition, so memory stays bounded whatever the backlog): if one key falls far
@@ -113,6 +114,8 @@ interface PartitionQueue {
   readonly chains: Map<string, Entry[]>
   readonly ready: Heap<Entry>
   readonly delayed: Heap<{ offset: number; deliverAt: number }>
+  /** Delayed messages coming due join their chains through this, in the order they came due (reads may finish in any order). */
+  loading: Promise<void>
   reading: boolean
   /** Offsets reserved by a drop-oldest eviction that are not in the window: not read into it while reserved. */
   readonly evicting: Set<number>
@@ -169,7 +172,11 @@ export class Dispatcher {
       window: new Map(),
       chains: new Map(),
       ready: new Heap<Entry>((a, b) => a.offset < b.offset),
-      delayed: new Heap<{ offset: number; deliverAt: number }>((a, b) => a.deliverAt < b.deliverAt),
+      // Due at the same time: offset order (a heap alone leaves ties in any order).
+      delayed: new Heap<{ offset: number; deliverAt: number }>(
+        (a, b) => a.deliverAt < b.deliverAt || (a.deliverAt === b.deliverAt && a.offset < b.offset),
+      ),
+      loading: Promise.resolve(),
       reading: false,
       evicting: new Set(),
       windowBytes: 0,
@@ -727,16 +734,23 @@ export class Dispatcher {
   }
 
   private loadDelayed(q: PartitionQueue, offset: number): void {
-    q.log.read(offset, 1).then(
-      ([record]) => {
-        if (this.closed || record?.offset !== offset || q.state.acks.has(offset)) return
-        this.addEntry(q, record)
-      },
-      (err: unknown) => {
-        this.readError = err
-        this.wake()
-      },
-    )
+    const read = q.log.read(offset, 1)
+    read.catch(() => undefined) // handled below, in turn; not an unhandled rejection meanwhile
+    q.loading = q.loading
+      .then(
+        () => read,
+        () => read,
+      )
+      .then(
+        ([record]) => {
+          if (this.closed || record?.offset !== offset || q.state.acks.has(offset)) return
+          this.addEntry(q, record)
+        },
+        (err: unknown) => {
+          this.readError = err
+          this.wake()
+        },
+      )
   }
 
   // --- retention, stats, close ---

@@ -70,4 +70,26 @@ export function delayedCases(target: ConformanceTarget): void {
     await eventually('the delivery', () => got.length === 1)
     assert.ok(got[0]! >= start + 10_000)
   })
+
+  test('delayed messages of one key due at the same time arrive in offset order, past offset 9 too', async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const topic = uniqueName('delay-order')
+    await sluice.createTopic(topic)
+    const at = new Date(instance.now() + 5000)
+    const later = () => sluice.publish(topic, 0, { key: 'k', deliverAt: at })
+    if (!(await requires(sluice, ['delayedDelivery'], later))) return
+    // Offsets 9 and up: where "10" sorts before "9" as text.
+    for (let i = 0; i < 9; i++) await sluice.publish(topic, `filler ${i}`, { key: `other-${i}` })
+    for (let i = 0; i < 4; i++) await sluice.publish(topic, i, { key: 'k', deliverAt: at })
+    const got: unknown[] = []
+    await sluice.subscribe(topic, 's', (m) => {
+      if (m.key === 'k' && m.offset >= 9) got.push(m.data)
+    })
+    await eventually('the fillers and the first', () => got.length === 0)
+    await turns(20)
+    await instance.advance(6000)
+    await eventually('the delayed messages', () => got.length === 4)
+    assert.deepEqual(got, [0, 1, 2, 3])
+  })
 }

@@ -147,4 +147,23 @@ export function orderingCases(target: ConformanceTarget): void {
     if (run === null) return
     assert.ok(run.maxInFlight > 16, `keyless messages ran only ${run.maxInFlight} at once`)
   })
+
+  test('a subscription joined again with another ordering (no consumer left) delivers all it had held back', async (t) => {
+    const instance = await target.open(t)
+    const { sluice } = instance
+    const topic = uniqueName('reorder')
+    await sluice.createTopic(topic)
+    for (let i = 0; i < 3; i++) await sluice.publish(topic, i, { key: `k${i}` })
+    const first = await sluice.subscribe(topic, 's', { ordering: 'partition' })
+    for await (const m of first) {
+      assert.equal(m.data, 0)
+      break // leaves it unsettled: closing gives it back
+    }
+    await first.close()
+    const got: unknown[] = []
+    await sluice.subscribe(topic, 's', (m) => void got.push(m.data), { ordering: 'key' })
+    await instance.advance(5000)
+    await eventually('all three messages', () => got.length >= 3)
+    assert.deepEqual([...got].sort(), [0, 1, 2])
+  })
 }

@@ -30,6 +30,9 @@
 /** Shared by every script. `ARGV` layout is per script; numbers cross as decimal strings. */
 export const prelude = `
 local function s(n) return string.format('%d', n) end
+-- An offset as a member of the ready zset: zero-padded, so that members of equal score (messages due at the same
+-- time) come in offset order, as the zset orders ties by bytes ("10" sorts before "9"). Read back with tonumber.
+local function rm(n) return string.format('%016d', n) end
 local trimStep = 1024
 -- Set when something became ready now, so that waiting consumers elsewhere are told.
 local wakeNeeded = false
@@ -59,7 +62,7 @@ local function releaseKey(S, key, offset, now)
     redis.call('ZREM', S.blocked, next)
     local nextOffset = tonumber(string.sub(next, #prefix + 1))
     redis.call('HSET', S.busy, key, s(nextOffset))
-    redis.call('ZADD', S.ready, now, s(nextOffset))
+    redis.call('ZADD', S.ready, now, rm(nextOffset))
     wakeNeeded = true
   else
     redis.call('HDEL', S.busy, key)
@@ -157,7 +160,7 @@ local function failed(S, offset, key, now, delayMs, maxAttempts, reason)
     redis.call('HSET', S.why, s(offset), reason)
     return 'dead'
   end
-  redis.call('ZADD', S.ready, now + delayMs, s(offset))
+  redis.call('ZADD', S.ready, now + delayMs, rm(offset))
   if delayMs <= 0 then wakeNeeded = true end
   return 'again'
 end

@@ -34,6 +34,45 @@ return { ARGV[1], ARGV[3], ARGV[4] }
 `
 
 /**
+ * Gives a subscription another ordering and delivery (its consumers are
+ * gone, so the caller may). When the ordering changes, the order keys held
+ * under the old one mean nothing under the new one (`#` for a partition, `k…`
+ * per key): every message waiting on one is offered again, and the keys are
+ * taken again under the new ordering, earliest offset first, by what still
+ * holds one (a lease, a redelivery to come, a dead letter to write), so a
+ * redelivery still goes before later messages of its key.
+ * KEYS: subscription keys. ARGV: ordering, delivery, now.
+ */
+export const reorderScript = `${prelude}
+local S = subKeys(1)
+local ordering, now = ARGV[1], tonumber(ARGV[3])
+local old = redis.call('HGET', S.meta, 'ordering')
+redis.call('HSET', S.meta, 'ordering', ordering, 'delivery', ARGV[2])
+if old == ordering then return 0 end
+for _, member in ipairs(redis.call('ZRANGE', S.blocked, 0, -1)) do
+  redis.call('ZADD', S.ready, now, rm(tonumber(string.sub(member, -16))))
+end
+redis.call('DEL', S.blocked, S.busy)
+local holders = {}
+for _, o in ipairs(redis.call('HKEYS', S.lease)) do holders[#holders + 1] = tonumber(o) end
+for _, o in ipairs(redis.call('ZRANGE', S.dead, 0, -1)) do holders[#holders + 1] = tonumber(o) end
+for _, o in ipairs(redis.call('ZRANGE', S.ready, 0, -1)) do
+  if redis.call('HEXISTS', S.attempts, s(tonumber(o))) == 1 then holders[#holders + 1] = tonumber(o) end
+end
+table.sort(holders)
+for _, offset in ipairs(holders) do
+  local entry = entryAt(S.log, offset)
+  local key = entry and orderKeyOf(ordering, fieldsOf(entry)) or false
+  if key and not redis.call('HGET', S.busy, key) then redis.call('HSET', S.busy, key, s(offset)) end
+  local lease = parseLease(redis.call('HGET', S.lease, s(offset)))
+  if lease then
+    redis.call('HSET', S.lease, s(offset), s(lease.attempt) .. '|' .. s(lease.deadline) .. '|' .. s(lease.granted) .. '|' .. (key or ''))
+  end
+end
+return 1
+`
+
+/**
  * Leases up to `max` messages of one partition: first reclaims leases past
  * their deadline (a failed delivery each), then offers what is due again,
  * then new messages from the cursor, holding back any whose order key is
@@ -105,7 +144,7 @@ while count < max and scanned < 2000 do
     local f = fieldsOf(entry)
     local at = tonumber(f['a'] or '0')
     if at > now then
-      redis.call('ZADD', S.ready, at, s(offset))
+      redis.call('ZADD', S.ready, at, rm(offset))
     else
       local key = orderKeyOf(ordering, f)
       if mayGo(offset, key) then grant(offset, entry, key) end
@@ -161,7 +200,7 @@ for r = 0, tonumber(ARGV[10]) - 1 do
     elseif action == 'release' then
       local left = redis.call('HINCRBY', S.attempts, o, -1)
       if left <= 0 then redis.call('HDEL', S.attempts, o) end
-      redis.call('ZADD', S.ready, now, o)
+      redis.call('ZADD', S.ready, now, rm(tonumber(o)))
       wakeNeeded = true
       out[#out + 1] = 1
     else

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict'
+import { test, type TestContext } from 'node:test'
+import { Redis } from 'ioredis'
+import { FakeClock } from '../../core/clock.ts'
+import { uuidv7 } from '../../core/ids.ts'
+import { open } from '../../open.ts'
+
+function redisSluice(t: TestContext, clock = new FakeClock(Date.UTC(2026, 0, 1))) {
+  const prefix = `sluice-test-${uuidv7()}`
+  const url = `redis://127.0.0.1:6379?prefix=${prefix}`
+  const opened: { close(): Promise<void> }[] = []
+  const openOne = async () => {
+    const s = await open({ url, clock })
+    opened.push(s)
+    return s
+  }
+  t.after(async () => {
+    for (const s of opened) await s.close().catch(() => undefined)
+    const redis = new Redis()
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await redis.del(...keys)
+    } while (cursor !== '0')
+    redis.disconnect()
+  })
+  return { clock, openOne, prefix }
+}
+
+async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+async function keysOf(prefix: string): Promise<string[]> {
+  const redis = new Redis()
+  const out: string[] = []
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+    cursor = next
+    out.push(...keys)
+  } while (cursor !== '0')
+  redis.disconnect()
+  return out.sort()
+}
+
+test('Redis: deleting a topic while a handler runs leaves no key of it behind, heartbeats included', async (t) => {
+  const { clock, openOne, prefix } = redisSluice(t)
+  const sluice = await openOne()
+  const consumerSide = await openOne()
+  await sluice.createTopic('orders')
+  let release = (): void => undefined
+  let started = 0
+  const sub = await consumerSide.subscribe(
+    'orders',
+    's',
+    async () => {
+      started++
+      await new Promise<void>((r) => (release = r))
+    },
+    { concurrency: 1, prefetch: 0 },
+  )
+  await sluice.publish('orders', 'x', { key: '|a|b|\u0000{}:' })
+  await until('the handler', () => started === 1)
+  await sluice.deleteTopic('orders')
+  clock.advance(11_000) // a heartbeat of the consumer
+  await new Promise((r) => setTimeout(r, 200))
+  release()
+  await until('the subscription to close', () => sub.closed)
+  await new Promise((r) => setTimeout(r, 200))
+  assert.deepEqual(await keysOf(prefix), [])
+})
