@@ -75,3 +75,20 @@ test('Redis: deleting a topic while a handler runs leaves no key of it behind, h
   await new Promise((r) => setTimeout(r, 200))
   assert.deepEqual(await keysOf(prefix), [])
 })
+
+test('Redis: acknowledging a message whose topic another client deleted fails with CLOSED, not LEASE_LOST', async (t) => {
+  const { openOne } = redisSluice(t)
+  const consumerSide = await openOne()
+  const admin = await openOne()
+  await admin.createTopic('orders')
+  await admin.publish('orders', 'one')
+  const sub = await consumerSide.subscribe('orders', 's', { prefetch: 0 })
+  const iterator = sub[Symbol.asyncIterator]()
+  const first = await iterator.next()
+  assert.equal(first.done, false)
+  await admin.deleteTopic('orders')
+  await admin.createTopic('orders')
+  // This consumer hears of the delete only from Redis, on its next call: that call says why it ended.
+  await assert.rejects(first.value.ack(), (err: { code?: string }) => err.code === 'CLOSED')
+  await iterator.return?.()
+})

@@ -161,6 +161,11 @@ export class RedisConsumer implements DriverConsumer {
     return this.driver.keys.subscription(this.topic, partition, this.subscription)
   }
 
+  /** Why the driver ended this consumer, or null (read through a call: it changes across awaits). */
+  private endedWith(): SluiceError | null {
+    return this.ended
+  }
+
   /** Whether the driver ended this consumer (read through a call: it changes across awaits). */
   private isEnded(): boolean {
     return this.ended !== null
@@ -276,7 +281,9 @@ export class RedisConsumer implements DriverConsumer {
     reason = '',
   ): Promise<number[]> {
     const answers = new Array<number>(refs.length).fill(0)
-    if (this.ended !== null) return answers
+    // Ended by a delete: the caller hears why (CLOSED), not that a lease was lost.
+    if (this.ended !== null) throw this.ended
+    const seen = { gone: false }
     const byPartition = new Map<number, number[]>()
     refs.forEach((ref, i) => {
       const list = byPartition.get(ref.partition) ?? []
@@ -301,11 +308,19 @@ export class RedisConsumer implements DriverConsumer {
         ]
         for (const i of indexes) args.push(refs[i]!.offset, refs[i]!.attempt, msOf(refs[i]!))
         const reply = await this.driver.link.run(scripts.settle, this.keysOf(p), args)
-        if (!Array.isArray(reply) || (reply.length > 0 && text(reply[0]) === 'gone')) return
+        if (!Array.isArray(reply) || (reply.length > 0 && text(reply[0]) === 'gone')) {
+          seen.gone = true
+          return
+        }
         indexes.forEach((i, k) => (answers[i] = num(reply[k])))
         if (answers.some((a, i) => a === 2 && refs[i]!.partition === p)) this.writeDeadLetters(p)
       }),
     )
+    if (seen.gone) {
+      await this.gone()
+      const why = this.endedWith()
+      if (why !== null) throw why
+    }
     return answers
   }
 
