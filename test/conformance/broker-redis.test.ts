@@ -1,7 +1,7 @@
 import { uuidv7 } from '../../src/core/ids.ts'
 import { runConformance } from '../../src/core/conformance/suite.ts'
 import { brokerTarget } from './broker-target.ts'
-import { deleteByPrefix } from './redis-target.ts'
+import { deleteByPrefix } from '../helpers/redis-prefix.ts'
 
 // The broker (`sluice serve --url redis://…`) in front of the machine's Redis: clients speak the protocol, the
 // broker runs the Redis driver. Each test has its own key prefix.

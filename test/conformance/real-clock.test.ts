@@ -13,7 +13,7 @@ import type { Sluice } from '../../src/core/sluice.ts'
 import { open } from '../../src/open.ts'
 import { fixture, runChild } from '../helpers/child.ts'
 import { cleanup } from '../helpers/cleanup.ts'
-import { deleteByPrefix } from './redis-target.ts'
+import { deleteByPrefix } from '../helpers/redis-prefix.ts'
 
 /** A target on the real clock: `advance` waits, `now` is Date.now(). */
 function realTarget(

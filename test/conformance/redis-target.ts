@@ -1,6 +1,5 @@
 import type { TestContext } from 'node:test'
 import { setImmediate as turn } from 'node:timers/promises'
-import { Cluster, Redis } from 'ioredis'
 import { FakeClock } from '../../src/core/clock.ts'
 import type { ConformanceTarget, TargetInstance } from '../../src/core/conformance/suite.ts'
 import { uuidv7 } from '../../src/core/ids.ts'
@@ -8,6 +7,7 @@ import { Sluice } from '../../src/core/sluice.ts'
 import { parseRedisUrl } from '../../src/drivers/redis/link.ts'
 import { RedisDriver } from '../../src/drivers/redis/redis-driver.ts'
 import { cleanup } from '../helpers/cleanup.ts'
+import { deleteByPrefix } from '../helpers/redis-prefix.ts'
 
 /**
  * Sluice on a real Redis as a conformance target. Each test gets its own key
@@ -64,38 +64,4 @@ export function redisTarget(name: string, server: string | (() => Promise<string
       }
     },
   }
-}
-
-/** Removes every key a test made (SCAN, never KEYS: the server may be shared), on every master of a cluster. */
-export async function deleteByPrefix(url: string, prefix: string): Promise<void> {
-  const endpoint = parseRedisUrl(url)
-  const nodes: Redis[] = []
-  if (endpoint.cluster) {
-    const cluster = new Cluster(endpoint.nodes.map((n) => ({ host: n.host, port: n.port })))
-    try {
-      await cluster.ping()
-      for (const node of cluster.nodes('master')) await deleteOn(node, prefix)
-    } finally {
-      cluster.disconnect()
-    }
-    return
-  }
-  const node = endpoint.nodes[0]!
-  const redis = new Redis({ host: node.host, port: node.port, db: endpoint.db, lazyConnect: true })
-  nodes.push(redis)
-  try {
-    await redis.connect()
-    await deleteOn(redis, prefix)
-  } finally {
-    redis.disconnect()
-  }
-}
-
-async function deleteOn(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-    cursor = next
-    for (const key of keys) await redis.del(key)
-  } while (cursor !== '0')
 }

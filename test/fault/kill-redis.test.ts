@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict'
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { open } from '../../src/index.ts'
-import { fixture, runChild, type Child } from '../helpers/child.ts'
+import { fixture, runChild } from '../helpers/child.ts'
 import { cleanup } from '../helpers/cleanup.ts'
 import { runSeed, seededRandom } from '../helpers/random.ts'
 import { startRedis } from '../helpers/redis-servers.ts'
-import { waitFor } from '../helpers/wait-for.ts'
-import { History, judge } from './history.ts'
-import { keepTheLog } from './keep-the-log.ts'
+import { judge } from './history.ts'
+import { everyAckedDelivered, keepTheLog, producerHistory, producerOutcome, readWholeLog } from './events-workload.ts'
 import { reportFigures, scale } from './report.ts'
 
 /**
@@ -20,38 +18,6 @@ import { reportFigures, scale } from './report.ts'
 
 const consumerKills = scale('SLUICE_REDIS_CONSUMER_KILLS', 4)
 const serverKills = scale('SLUICE_REDIS_SERVER_KILLS', 3)
-
-/** The producer's lines into a history: "try", then "ack" with where it was stored. */
-function producerHistory(seed: number, producer: Child): History {
-  const history = new History(seed)
-  for (const line of producer.lines) {
-    const [word, name, counter, a, b] = line.split(' ')
-    if (word === 'try') history.attempt(name!, Number(counter), a)
-    if (word === 'ack') history.ack(name!, Number(counter), { partition: Number(a), offset: Number(b) })
-  }
-  return history
-}
-
-function ackedIds(producer: Child): Set<string> {
-  return new Set(producer.lines.filter((l) => l.startsWith('ack ')).map((l) => l.split(' ').slice(1, 3).join(':')))
-}
-
-/** Every message the log holds, read back through Sluice. */
-async function readAll(t: TestContext, url: string, into: History): Promise<number> {
-  const reader = await open({ url })
-  cleanup(t, () => reader.close())
-  let count = 0
-  for (let partition = 0; partition < 3; partition++) {
-    for (let from = 0; ;) {
-      const batch = await reader.read<{ id: string }>('events', partition, from, 1000)
-      if (batch.length === 0) break
-      for (const m of batch) into.read(m.id, { partition, offset: m.offset })
-      count += batch.length
-      from = batch.at(-1)!.offset + 1
-    }
-  }
-  return count
-}
 
 /**
  * Key order as an at-least-once consumer owes it: per key, deliveries go
@@ -103,18 +69,9 @@ test(`Redis: a consumer process killed -9 ${consumerKills} times: its leased mes
   }
   producer.process.send({ stop: true })
   await producer.waitForLine(/^done$/, 120_000)
-  const acked = ackedIds(producer)
+  const { acked } = producerOutcome(producer)
   // The killed consumers' leases run out after ackTimeoutMs (5 s in the fixture); then the last one gets them.
-  await waitFor(
-    'the last consumer to receive every acknowledged publish',
-    () => {
-      const seen = new Set(
-        [...consumerLines, ...consumer.lines].filter((l) => l.startsWith('got ')).map((l) => l.split(' ')[1]!),
-      )
-      return [...acked].every((id) => seen.has(id))
-    },
-    60_000,
-  )
+  await everyAckedDelivered(acked, () => [...consumerLines, ...consumer.lines])
   consumerLines.push(...consumer.lines)
   const delivered = producerHistory(seed, producer)
   for (const line of consumerLines) {
@@ -165,19 +122,11 @@ test(`Redis: the server (appendfsync always) killed -9 ${serverKills} times unde
   await sleep(500)
   producer.process.send({ stop: true })
   await producer.waitForLine(/^done$/, 120_000)
-  const acked = ackedIds(producer)
-  const failed = producer.lines.filter((l) => l.startsWith('fail ')).length
+  const { acked, failed } = producerOutcome(producer)
   const stored = producerHistory(seed, producer)
-  const count = await readAll(t, url, stored)
+  const count = await readWholeLog(t, url, stored)
   const log = await judge(t, stored, 'kill-redis-server-log', { wholeLog: true })
-  await waitFor(
-    'the consumer to receive every acknowledged publish',
-    () => {
-      const seen = new Set(consumer.lines.filter((l) => l.startsWith('got ')).map((l) => l.split(' ')[1]!))
-      return [...acked].every((id) => seen.has(id))
-    },
-    60_000,
-  )
+  await everyAckedDelivered(acked, () => consumer.lines)
   t.diagnostic(
     `${serverKills} server kills: ${acked.size} acknowledged, ${failed} publishes failed, ${count} stored, lost ${log.lost}, stored twice ${log.storedTwice}`,
   )

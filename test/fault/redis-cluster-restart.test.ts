@@ -2,13 +2,11 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster } from 'ioredis'
-import { open } from '../../src/index.ts'
 import { fixture, runChild } from '../helpers/child.ts'
 import { cleanup } from '../helpers/cleanup.ts'
 import { startRedisCluster } from '../helpers/redis-servers.ts'
-import { waitFor } from '../helpers/wait-for.ts'
-import { History, judge } from './history.ts'
-import { keepTheLog } from './keep-the-log.ts'
+import { judge } from './history.ts'
+import { everyAckedDelivered, keepTheLog, producerHistory, producerOutcome, readWholeLog } from './events-workload.ts'
 import { reportFigures } from './report.ts'
 
 test('Redis Cluster: a topic spreads over masters; a producer and a consumer process on their own connections go on through a master killed -9 and restarted: 0 acknowledged lost', async (t) => {
@@ -42,38 +40,10 @@ test('Redis Cluster: a topic spreads over masters; a producer and a consumer pro
   producer.process.send({ stop: true })
   await producer.waitForLine(/^done$/, 120_000)
 
-  const history = new History(0)
-  const acked = new Set<string>()
-  let failed = 0
-  for (const line of producer.lines) {
-    const [word, name, counter, a, b] = line.split(' ')
-    if (word === 'try') history.attempt(name!, Number(counter), a)
-    if (word === 'ack') {
-      history.ack(name!, Number(counter), { partition: Number(a), offset: Number(b) })
-      acked.add(`${name}:${counter}`)
-    }
-    if (word === 'fail') failed++
-  }
-  await waitFor(
-    'the consumer to receive every acknowledged publish',
-    () => {
-      const seen = new Set(consumer.lines.filter((l) => l.startsWith('got ')).map((l) => l.split(' ')[1]!))
-      return [...acked].every((id) => seen.has(id))
-    },
-    60_000,
-  )
-  const reader = await open({ url })
-  cleanup(t, () => reader.close())
-  let stored = 0
-  for (let partition = 0; partition < 3; partition++) {
-    for (let from = 0; ;) {
-      const batch = await reader.read<{ id: string }>('events', partition, from, 1000)
-      if (batch.length === 0) break
-      for (const m of batch) history.read(m.id, { partition, offset: m.offset })
-      stored += batch.length
-      from = batch.at(-1)!.offset + 1
-    }
-  }
+  const history = producerHistory(0, producer)
+  const { acked, failed } = producerOutcome(producer)
+  await everyAckedDelivered(acked, () => consumer.lines)
+  const stored = await readWholeLog(t, url, history)
   const log = await judge(t, history, 'redis-cluster-restart', { wholeLog: true })
   t.diagnostic(
     `master ${masters[0]} restarted: ${acked.size} acknowledged, ${failed} publishes failed, ${stored} stored, lost ${log.lost}, stored twice ${log.storedTwice}`,

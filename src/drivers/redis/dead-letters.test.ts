@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Redis } from 'ioredis'
-import { FakeClock } from '../../core/clock.ts'
-import { uuidv7 } from '../../core/ids.ts'
-import { open } from '../../open.ts'
+import { redisPrefix } from '../../../test/helpers/redis-prefix.ts'
 
 async function until(what: string, check: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
   const end = Date.now() + ms
@@ -14,23 +11,10 @@ async function until(what: string, check: () => boolean | Promise<boolean>, ms =
 }
 
 test('Redis dead letters: out of attempts by nack and by lost leases; the key goes on; headers, stats, redrive', async (t) => {
-  const prefix = `sluice-test-${uuidv7()}`
-  const url = `redis://127.0.0.1:6379?prefix=${prefix}`
-  const clock = new FakeClock(Date.UTC(2026, 0, 1))
-  const sluice = await open({ url, clock })
-  const other = await open({ url, clock })
-  t.after(async () => {
-    await sluice.close()
-    await other.close()
-    const redis = new Redis()
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await redis.del(...keys)
-    } while (cursor !== '0')
-    redis.disconnect()
-  })
+  const redis = redisPrefix(t)
+  const clock = redis.clock
+  const sluice = await redis.open()
+  const other = await redis.open()
   await sluice.createTopic('orders')
   const payload = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
   await sluice.publish('orders', payload, { key: 'k|1', headers: { 'ü|:{}': 'v\u0000|' } })

@@ -1,23 +1,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Redis } from 'ioredis'
 import { FakeClock } from '../../core/clock.ts'
-import { uuidv7 } from '../../core/ids.ts'
-import { open } from '../../open.ts'
+import { redisPrefix } from '../../../test/helpers/redis-prefix.ts'
 
 // The dedup table of a partition is two hashes used in turns (lua/append.ts): an entry written just before the turn
 // is still found in the older one, and an entry counts for its window, not for as long as its hash lives.
 test('Redis dedup: an id repeated across a turn of the dedup tables is still one message; past its window it is stored again', async (t) => {
-  const prefix = `sluice-test-${uuidv7()}`
   const clock = new FakeClock(Date.UTC(2026, 0, 1))
-  const sluice = await open({ url: `redis://127.0.0.1:6379?prefix=${prefix}`, clock })
-  t.after(async () => {
-    await sluice.close()
-    const redis = new Redis()
-    const keys = await redis.keys(`${prefix}:*`)
-    if (keys.length > 0) await redis.del(...keys)
-    redis.disconnect()
-  })
+  const sluice = await redisPrefix(t, { clock }).open()
   const window = 200_000
   await sluice.createTopic('orders', { dedupWindowMs: window })
   await sluice.publish('orders', 'first', { id: 'a' }) // the tables' turn is counted from here

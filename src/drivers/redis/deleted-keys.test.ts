@@ -1,32 +1,7 @@
 import assert from 'node:assert/strict'
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import { Redis } from 'ioredis'
-import { FakeClock } from '../../core/clock.ts'
-import { uuidv7 } from '../../core/ids.ts'
-import { open } from '../../open.ts'
-
-function redisSluice(t: TestContext, clock = new FakeClock(Date.UTC(2026, 0, 1))) {
-  const prefix = `sluice-test-${uuidv7()}`
-  const url = `redis://127.0.0.1:6379?prefix=${prefix}`
-  const opened: { close(): Promise<void> }[] = []
-  const openOne = async () => {
-    const s = await open({ url, clock })
-    opened.push(s)
-    return s
-  }
-  t.after(async () => {
-    for (const s of opened) await s.close().catch(() => undefined)
-    const redis = new Redis()
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await redis.del(...keys)
-    } while (cursor !== '0')
-    redis.disconnect()
-  })
-  return { clock, openOne, prefix }
-}
+import { redisPrefix } from '../../../test/helpers/redis-prefix.ts'
 
 async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms
@@ -50,7 +25,7 @@ async function keysOf(prefix: string): Promise<string[]> {
 }
 
 test('Redis: deleting a topic while a handler runs leaves no key of it behind, heartbeats included', async (t) => {
-  const { clock, openOne, prefix } = redisSluice(t)
+  const { clock, open: openOne, prefix } = redisPrefix(t)
   const sluice = await openOne()
   const consumerSide = await openOne()
   await sluice.createTopic('orders')
@@ -77,7 +52,7 @@ test('Redis: deleting a topic while a handler runs leaves no key of it behind, h
 })
 
 test('Redis: acknowledging a message whose topic another client deleted fails with CLOSED, not LEASE_LOST', async (t) => {
-  const { openOne } = redisSluice(t)
+  const { open: openOne } = redisPrefix(t)
   const consumerSide = await openOne()
   const admin = await openOne()
   await admin.createTopic('orders')

@@ -1,29 +1,14 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Redis } from 'ioredis'
-import { FakeClock } from '../../core/clock.ts'
-import { uuidv7 } from '../../core/ids.ts'
-import { open } from '../../open.ts'
+import { redisPrefix } from '../../../test/helpers/redis-prefix.ts'
 
 // Three Sluice instances (three connections) share one key-ordered subscription; handlers nack, hang until their
 // lease runs out, or succeed, at random. A message may start only when every earlier message of its key is done,
 // and everything ends acknowledged.
 test('Redis: key order holds across instances through nacks and expired leases, and nothing is stuck', async (t) => {
-  const prefix = `sluice-test-${uuidv7()}`
-  const url = `redis://127.0.0.1:6379?prefix=${prefix}`
-  const clock = new FakeClock(Date.UTC(2026, 0, 1))
-  const instances = await Promise.all([0, 1, 2].map(() => open({ url, clock })))
-  t.after(async () => {
-    for (const s of instances) await s.close().catch(() => undefined)
-    const redis = new Redis()
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await redis.del(...keys)
-    } while (cursor !== '0')
-    redis.disconnect()
-  })
+  const redis = redisPrefix(t)
+  const instances = await Promise.all([0, 1, 2].map(() => redis.open()))
+  const clock = redis.clock
   const [producer] = instances
   await producer!.createTopic('orders', { partitions: 2 })
   const keys = ['a', 'b|c', 'd\u0000e', '{f}', 'g:h']
