@@ -25,7 +25,7 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
 
 const program = new Command()
   .name('sluice')
-  .description('Sluice: a message queue for TypeScript. Embedded, as a broker, or on Redis and NATS.')
+  .description('Sluice: a message queue for TypeScript. Embedded, as a broker, or on Redis.')
   .version(version, '-V, --version', 'print the version')
   .helpOption('-h, --help', 'show help for a command')
   .helpCommand('help [command]', 'show help for a command')
