@@ -1,5 +1,4 @@
 import { backoffDelay } from '../../core/backoff.ts'
-import { deadLetterHeaders } from '../../core/dead-letters.ts'
 import type { DriverConsumer } from '../../core/driver.ts'
 import { ErrorCode, sluiceError, type SluiceError } from '../../core/errors.ts'
 import { uuidv7 } from '../../core/ids.ts'
@@ -15,14 +14,8 @@ import type {
 import { num, recordOf, text } from './entries.ts'
 import { Script } from './link.ts'
 import type { RedisDriver, Registration } from './redis-driver.ts'
-import {
-  claimDeadScript,
-  deadDoneScript,
-  joinScript,
-  leaseScript,
-  reorderScript,
-  settleScript,
-} from './lua/subscription.ts'
+import { joinScript, leaseScript, reorderScript, settleScript } from './lua/subscription.ts'
+import { writeDeadLetters } from './dead-letter-writer.ts'
 import { commitArgs } from './transactions.ts'
 
 const scripts = {
@@ -30,14 +23,10 @@ const scripts = {
   reorder: new Script('reorder', reorderScript),
   lease: new Script('lease', leaseScript),
   settle: new Script('settle', settleScript),
-  claimDead: new Script('claim-dead', claimDeadScript),
-  deadDone: new Script('dead-done', deadDoneScript),
 }
 
 /** A consumer counts as live this long after it was last seen (it says it is alive every third of it). */
 const liveMs = 30_000
-/** How long a dead letter's writer holds it before another consumer may write it instead. */
-const deadClaimMs = 30_000
 /** A waiting lease looks again at least this often, in case a wake-up was missed (a reconnect). */
 const pollMs = 1000
 
@@ -399,59 +388,17 @@ export class RedisConsumer implements DriverConsumer {
     this.finishedListeners.push(listener)
   }
 
-  /**
-   * Writes the dead-letter copies of a partition's messages that ran out of
-   * attempts: claimed first (so one consumer writes each), then copied with
-   * core's dead-letter headers, then marked done. A writer that dies between
-   * the copy and the mark leaves the claim to run out: the copy is written
-   * again (a dead letter may be stored twice, never lost).
-   */
+  /** Writes the dead-letter copies of a partition's messages out of attempts (see dead-letter-writer.ts). */
   private writeDeadLetters(partition: number): void {
-    const work = (async () => {
-      for (;;) {
-        const now = this.driver.clock.now()
-        const reply = await this.driver.link.run(scripts.claimDead, this.keysOf(partition), [
-          this.gens[partition]!,
-          now,
-          deadClaimMs,
-          100,
-        ])
-        if (!Array.isArray(reply) || text(reply[0]) !== 'ok' || reply.length <= 1) return
-        const done: string[] = []
-        const deadLetter = this.config.deadLetter
-        for (let i = 1; i + 3 < reply.length + 1; i += 4) {
-          const offset = num(reply[i])
-          const attempts = num(reply[i + 1])
-          const reason = text(reply[i + 2])
-          const fields = reply[i + 3]
-          if (deadLetter !== null && Array.isArray(fields) && fields.length > 0) {
-            const record = recordOf(fields, partition, offset)
-            await this.driver.ensureTopic(deadLetter, this.registration.info)
-            const headers = deadLetterHeaders(record.headers, {
-              topic: this.topic,
-              partition,
-              offset,
-              timestamp: record.timestamp,
-              subscription: this.subscription,
-              attempts,
-              error: reason,
-              deadLetteredAt: this.driver.clock.now(),
-            })
-            await this.driver.append(deadLetter, [
-              { id: record.id, key: record.key, headers, payload: record.payload, format: record.format, deliverAt: 0 },
-            ])
-          }
-          done.push(String(offset))
-        }
-        await this.driver.link.run(scripts.deadDone, this.keysOf(partition), [
-          this.gens[partition]!,
-          this.driver.clock.now(),
-          deadLetter === null ? 'dropped' : 'deadLettered',
-          this.subscription,
-          ...done,
-        ])
-      }
-    })().catch(() => undefined)
+    const work = writeDeadLetters({
+      driver: this.driver,
+      source: this.registration.info,
+      subscription: this.subscription,
+      deadLetter: this.config.deadLetter,
+      keys: this.keysOf(partition),
+      gen: this.gens[partition]!,
+      partition,
+    }).catch(() => undefined)
     const tracked = work.finally(() => this.dying.delete(tracked))
     this.dying.add(tracked)
   }

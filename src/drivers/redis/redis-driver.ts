@@ -10,7 +10,6 @@ import { checkMessageSizes } from '../../core/message-size.ts'
 import { MovingRate } from '../../core/rate.ts'
 import { checkRedrive, redriveDeadLetters } from '../../core/redrive.ts'
 import {
-  DeliveryGuarantee,
   Durability,
   Ordering,
   type AppendRecord,
@@ -34,6 +33,7 @@ import { appendArgs, dedupSpanMs, partitionOf, producerWindowMs } from './append
 import { entryId, num, recordsOf, text } from './entries.ts'
 import { RedisKeys } from './keys.ts'
 import { RedisLink, Script, type RedisEndpoint } from './link.ts'
+import { redisCapabilities, refuseUnsupported, serverDurability } from './capabilities.ts'
 import { RedisConsumer } from './redis-consumer.ts'
 import { subscriptionStats } from './subscription-stats.ts'
 import { appendScript } from './lua/append.ts'
@@ -89,24 +89,7 @@ export class RedisDriver implements Driver {
     durability: readonly Durability[],
   ) {
     this.keys = new RedisKeys(link.endpoint.prefix)
-    const transactions = !link.endpoint.cluster
-    this.capabilities = {
-      durability,
-      orderings: Object.values(Ordering),
-      deliveries: transactions
-        ? Object.values(DeliveryGuarantee)
-        : [DeliveryGuarantee.AtMostOnce, DeliveryGuarantee.AtLeastOnce],
-      delayedDelivery: true,
-      overflow: [],
-      limitBy: [],
-      rateLimitScopes: [],
-      dedupById: true,
-      idempotentProducers: true,
-      transactions,
-      peek: true,
-      consumptionRetention: true,
-      retention: [],
-    }
+    this.capabilities = redisCapabilities(link.endpoint.cluster, durability)
   }
 
   static async connect(options: RedisDriverOptions): Promise<RedisDriver> {
@@ -475,47 +458,5 @@ export class RedisDriver implements Driver {
     this.closed = true
     await Promise.allSettled([...this.consumers].map((c) => c.close()))
     await this.link.close()
-  }
-}
-
-/**
- * What this driver does not do yet is refused at declaration, never accepted
- * and ignored: backlog bounds and rate limits need counters across a topic's
- * partitions, which live on different cluster slots (no atomic check spans
- * them); age and size retention would trim messages subscriptions still
- * hold. (Core refuses these first, from the capabilities; this is the
- * driver's own guard.)
- */
-function refuseUnsupported(config: TopicConfig): void {
-  const refuse = (capability: string, what: string): never => {
-    throw sluiceError(
-      ErrorCode.Unsupported,
-      `${what} is not available on Redis; use the embedded engine (file:) or a broker in front of it for it`,
-      { details: { capability } },
-    )
-  }
-  if (config.limits !== undefined) refuse('overflow', 'a backlog bound (limits)')
-  if (config.rateLimit !== undefined) refuse('rateLimitScopes', 'a publish rate limit (rateLimit)')
-  if (config.retention?.maxAgeMs !== undefined) refuse('retention', 'retention by age (retention.maxAgeMs)')
-  if (config.retention?.maxBytes !== undefined) refuse('retention', 'retention by size (retention.maxBytes)')
-}
-
-/**
- * What an acknowledged publish survives, as the server is configured: with
- * `appendfsync always` it is fsynced before Redis answers (`fsync`); with
- * `everysec` a crash of the machine can lose about a second (`interval`);
- * without the append-only file only what Redis holds in memory (`memory`).
- */
-async function serverDurability(link: RedisLink): Promise<Durability[]> {
-  try {
-    const aof = await link.call('CONFIG GET', (c) => c.config('GET', 'appendonly') as Promise<string[]>)
-    const fsync = await link.call('CONFIG GET', (c) => c.config('GET', 'appendfsync') as Promise<string[]>)
-    if (aof[1] !== 'yes') return [Durability.Memory]
-    if (fsync[1] === 'always') return [Durability.Fsync, Durability.Interval, Durability.Memory]
-    if (fsync[1] === 'everysec') return [Durability.Interval, Durability.Memory]
-    return [Durability.Memory]
-  } catch {
-    // CONFIG may be disabled (managed Redis): promise only what memory gives.
-    return [Durability.Memory]
   }
 }
