@@ -1,3 +1,5 @@
+// Over 500 lines: the handler runner (prefetch, concurrency, auto-extension, ack batching, drain on close,
+// the async iterator), whose parts share one set of in-flight messages.
 import type { Clock } from './clock.ts'
 import type { Codec } from './codec.ts'
 import type { DriverConsumer } from './driver.ts'

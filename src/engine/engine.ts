@@ -1,3 +1,5 @@
+// Over 500 lines, for now: the engine's Driver implementation, one method per contract call, each serialised
+// per topic. Topic lifecycle (create, load, delete) is the seam to move out next.
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

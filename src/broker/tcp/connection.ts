@@ -1,3 +1,5 @@
+// Over 500 lines: one client connection of the protocol, every op's decoding and its answer in one switch,
+// with the connection's flow control; the op table is the seam to move out next.
 import type { Socket } from 'node:net'
 import { systemClock } from '../../core/clock.ts'
 import type { Driver, DriverConsumer } from '../../core/driver.ts'

@@ -1,3 +1,5 @@
+// Over 500 lines: one partition's log on disk (segments, group commit, preallocation, reads, retention)
+// kept together because each path must see the same segment list and write position.
 import { join } from 'node:path'
 import { ErrorCode, SluiceError, sluiceError } from '../../core/errors.ts'
 import type { Clock } from '../../core/clock.ts'

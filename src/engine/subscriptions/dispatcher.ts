@@ -1,3 +1,6 @@
+// Over 500 lines, for now: one subscription's in-memory state machine (entries, leases, key chains, timers,
+// eviction holds, commits) whose parts change the same entries and must stay in step. The seams to split along
+// next: the lease deadlines and timer, the drop-oldest eviction holds, and the stats queries.
 import { backoffDelay } from '../../core/backoff.ts'
 import type { Clock } from '../../core/clock.ts'
 import { asSluiceError, ErrorCode, sluiceError, type SluiceError } from '../../core/errors.ts'

@@ -1,3 +1,5 @@
+// Over 500 lines, for now: every subscription of every topic, its journal and its dispatchers; transactions
+// and dead-lettering run here because they touch several subscriptions' state in one journal record.
 import { join } from 'node:path'
 import type { Clock } from '../../core/clock.ts'
 import { deadLetterHeaders } from '../../core/dead-letters.ts'
