@@ -45,7 +45,7 @@ export async function deleteByPrefix(url: string, prefix: string): Promise<void>
     const cluster = new Cluster(endpoint.nodes.map((n) => ({ host: n.host, port: n.port })))
     try {
       await cluster.ping()
-      for (const node of cluster.nodes('master')) await deleteOn(node, prefix)
+      for (const node of cluster.nodes('master')) await deleteOn(node, prefix, true)
     } finally {
       cluster.disconnect()
     }
@@ -61,11 +61,13 @@ export async function deleteByPrefix(url: string, prefix: string): Promise<void>
   }
 }
 
-async function deleteOn(redis: Redis, prefix: string): Promise<void> {
+/** On a cluster node one key at a time: a DEL of keys on several slots is refused (CROSSSLOT). */
+async function deleteOn(redis: Redis, prefix: string, oneByOne = false): Promise<void> {
   let cursor = '0'
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
     cursor = next
-    if (keys.length > 0) await redis.del(...keys)
+    if (oneByOne) for (const key of keys) await redis.del(key)
+    else if (keys.length > 0) await redis.del(...keys)
   } while (cursor !== '0')
 }
