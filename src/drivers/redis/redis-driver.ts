@@ -29,7 +29,7 @@ import {
   topicConfigConflicts,
   topicInfoFrom,
 } from '../../core/validate.ts'
-import { appendArgs, dedupSpanMs, partitionOf, producerWindowMs } from './append-args.ts'
+import { appendArgs, dedupSpanMs, partitionOf } from './append-args.ts'
 import { entryId, num, recordsOf, text } from './entries.ts'
 import { RedisKeys } from './keys.ts'
 import { RedisLink, Script, type RedisEndpoint } from './link.ts'
@@ -280,38 +280,50 @@ export class RedisDriver implements Driver {
     return receipts
   }
 
-  /** Appends each partition's records; true when a partition said the topic's generation is not ours. */
+  /**
+   * Appends each partition's records: on one Redis, all partitions in one
+   * script (one call, not one a partition: each call's fixed cost is much of
+   * an append's); on a cluster, one a partition, as each is a slot of its
+   * own. True when a partition said the topic's generation is not ours (then
+   * nothing of that call was written).
+   */
   private async appendGroups(
     topic: string,
     registration: Registration,
     byPartition: Map<number, { index: number; record: AppendRecord }[]>,
     receipts: Receipt[],
   ): Promise<boolean> {
+    const pending = [...byPartition].filter(([, list]) => list.some((item) => receipts[item.index] === undefined))
+    const calls = this.link.endpoint.cluster ? pending.map((group) => [group]) : [pending]
     const now = this.clock.now()
     const window = registration.info.dedupWindowMs
     const results = await Promise.all(
-      [...byPartition].map(async ([partition, list]) => {
-        if (list.every((item) => receipts[item.index] !== undefined)) return false
-        const args: (string | Buffer | number)[] = [
-          registration.gen,
-          now,
-          this.keys.wake(topic),
-          partition,
-          list.length,
-          producerWindowMs,
-          dedupSpanMs(window),
-        ]
-        for (const { record } of list) args.push(...appendArgs(record, window))
-        const reply = await this.link.run(scripts.append, this.keys.partition(topic, partition), args)
+      calls.map(async (groups) => {
+        const keys: string[] = []
+        const args: (string | Buffer | number)[] = [now, groups.length]
+        for (const [partition, list] of groups) {
+          keys.push(...this.keys.partition(topic, partition))
+          args.push(registration.gen, this.keys.wake(topic), partition, list.length, dedupSpanMs(window))
+          args.push(
+            ...appendArgs(
+              list.map((item) => item.record),
+              window,
+            ),
+          )
+        }
+        const reply = await this.link.run(scripts.append, keys, args)
         if (!Array.isArray(reply) || text(reply[0]) === 'gone') return true
-        list.forEach(({ index, record }, i) => {
-          receipts[index] = {
-            id: record.id,
-            partition,
-            offset: num(reply[i * 2]),
-            duplicate: num(reply[i * 2 + 1]) === 1,
+        let at = 0
+        for (const [partition, list] of groups)
+          for (const { index, record } of list) {
+            receipts[index] = {
+              id: record.id,
+              partition,
+              offset: num(reply[at]),
+              duplicate: num(reply[at + 1]) === 1,
+            }
+            at += 2
           }
-        })
         return false
       }),
     )

@@ -78,10 +78,8 @@ export async function commitArgs(
     const window = registrations.get(group.topic)!.info.dedupWindowMs
     args.push(group.gen, driver.keys.wake(group.topic), group.partition, group.items.length, dedupSpanMs(window))
     // The transaction's own entry recognises a repeat: its outputs need no producer sequence entries.
-    for (const { output, index } of group.items) {
-      const record = outputs[output]!.records[index]!
-      args.push(...appendArgs({ ...record, producerId: undefined, sequence: undefined }, window))
-    }
+    const records = group.items.map(({ output, index }) => outputs[output]!.records[index]!)
+    args.push(...appendArgs(records, window, false))
   }
   const reply = await driver.link.run(scripts.commit, keys, args)
   const status = Array.isArray(reply) ? text(reply[0]) : ''
