@@ -7,6 +7,8 @@ import { embeddedConsume } from './embedded-consume.ts'
 import { embeddedPublish } from './embedded-publish.ts'
 import { flowCost } from './flow-cost.ts'
 import { comparisonChart, comparisonTable } from './lib/compare-report.ts'
+import { describeFsyncs } from './lib/disk.ts'
+import { measureLoopback } from './lib/loopback.ts'
 import { machine, table, writeResults } from './lib/report.ts'
 
 const log = (line: string): void => void process.stdout.write(`${line}\n`)
@@ -37,6 +39,10 @@ await writeResults('embedded', {
 
 log(`(embedded section: ${((performance.now() - started) / 60_000).toFixed(1)} minutes)`)
 log('')
+const loopback = await measureLoopback()
+log(
+  `loopback TCP between two Node processes: ${Math.round(loopback.roundTripsPerSec)} round trips/s one at a time, ${Math.round(loopback.streamedFramesPerSec)} frames of 64 B/s streamed`,
+)
 log('Sluice through its broker and its peers, clients in their own processes over loopback:')
 const only = process.env['BENCH_SCENARIOS']
 const peers = await compare(log, only === undefined ? null : new Set(only.split(',')))
@@ -78,6 +84,8 @@ if (after !== undefined) {
     comparison,
     '',
     `Embedded (Sluice in the publishing process), same run: disk ${embedded.disk.writeMBPerSec.toFixed(0)} MB/s sequential, write+fdatasync p50 ${embedded.disk.fsync.p50Ms} ms, p99 ${embedded.disk.fsync.p99Ms} ms, p99.9 ${embedded.disk.fsync.p999Ms} ms (${embedded.disk.fsyncsPerSec.toFixed(0)} fsyncs/s one at a time).`,
+    '',
+    `Limits, same run: ${describeFsyncs(embedded.disk.fsyncs)}; loopback TCP between two Node processes ${Math.round(loopback.roundTripsPerSec).toLocaleString('en-US')} round trips/s one at a time, ${Math.round(loopback.streamedFramesPerSec).toLocaleString('en-US')} frames of 64 B/s streamed.`,
     '',
     table(embeddedRows),
     '',
