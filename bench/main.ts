@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { compare } from './compare.ts'
 import { embeddedConsume } from './embedded-consume.ts'
 import { embeddedPublish } from './embedded-publish.ts'
+import { embeddedVsSqlite } from './embedded-vs-sqlite.ts'
 import { flowCost } from './flow-cost.ts'
 import { comparisonChart, comparisonTable } from './lib/compare-report.ts'
 import { describeFsyncs } from './lib/disk.ts'
@@ -37,6 +38,9 @@ await writeResults('embedded', {
   rows: embeddedRows,
 })
 
+log('embedded against SQLite as a queue (better-sqlite3, WAL), 256 B payloads, each case in a fresh process:')
+const sqlite = await embeddedVsSqlite(log)
+await writeResults('sqlite', { machine: host, at: new Date().toISOString(), rows: sqlite.rows })
 log(`(embedded section: ${((performance.now() - started) / 60_000).toFixed(1)} minutes)`)
 log('')
 const loopback = await measureLoopback()
@@ -88,6 +92,10 @@ if (after !== undefined) {
     `Limits, same run: ${describeFsyncs(embedded.disk.fsyncs)}; loopback TCP between two Node processes ${Math.round(loopback.roundTripsPerSec).toLocaleString('en-US')} round trips/s one at a time, ${Math.round(loopback.streamedFramesPerSec).toLocaleString('en-US')} frames of 64 B/s streamed.`,
     '',
     table(embeddedRows),
+    '',
+    'Embedded against SQLite as a queue, same run (medians of 3, each case in a fresh process):',
+    '',
+    sqlite.table,
     '',
     '<!-- results:end -->',
   ].join('\n')
