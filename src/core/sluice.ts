@@ -5,6 +5,7 @@ import type { AppendOptions, Driver } from './driver.ts'
 import { ErrorCode, hasCode, SluiceError, sluiceError } from './errors.ts'
 import { uuidv7 } from './ids.ts'
 import { Idempotency, type IdempotencyOptions } from './idempotency.ts'
+import { PublishGather } from './publish-gather.ts'
 import { checkRetryPolicy, defaultPublishRetry, isTransient, retrying, type RetryPolicy } from './retry.ts'
 import { limits } from './limits.ts'
 import type {
@@ -78,6 +79,10 @@ export class Sluice {
    * turn publishes to a topic are consecutive, so the client can send them as one run.
    */
   private readonly sequences = new Map<string, number>()
+  private readonly gather = new PublishGather(
+    (topic, records) => this.driver.append(topic, records),
+    (topic, records) => this.append(topic, records),
+  )
   private readonly publishRetry: RetryPolicy | null
   private readonly backpressureRetry: RetryPolicy | null
   private readonly subscriptions = new Set<{ close(options?: CloseOptions): Promise<void> }>()
@@ -216,7 +221,7 @@ export class Sluice {
   async publish(topic: string, data: unknown, options?: PublishOptions): Promise<Receipt> {
     this.checkOpen()
     checkTopicName(topic)
-    const receipts = await this.append(topic, [this.toRecord(topic, data, options)], waitOptions(options))
+    const receipts = await this.appendGathered(topic, [this.toRecord(topic, data, options)], waitOptions(options))
     return receipts[0]!
   }
 
@@ -241,7 +246,14 @@ export class Sluice {
       }
       return this.toRecord(topic, message.data, message as OutgoingMessage)
     })
-    return this.append(topic, records, waitOptions(options))
+    return this.appendGathered(topic, records, waitOptions(options))
+  }
+
+  /** Publishes of this turn travel together (see PublishGather); one with its own deadline or signal goes alone. */
+  private appendGathered(topic: string, records: AppendRecord[], wait: AppendOptions): Promise<Receipt[]> {
+    if (wait.timeoutMs === undefined && wait.signal === undefined) return this.gather.add(topic, records)
+    this.gather.flushTopic(topic)
+    return this.append(topic, records, wait)
   }
 
   /**
@@ -469,6 +481,7 @@ export class Sluice {
   async close(options: CloseOptions = {}): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.gather.flushAll()
     // Subscriptions first, so handlers can finish and their acknowledgements land.
     await Promise.all([...this.subscriptions].map((sub) => sub.close(options)))
     await this.driver.close()
