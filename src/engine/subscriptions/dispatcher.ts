@@ -3,12 +3,15 @@
 // next: the lease deadlines and timer, the drop-oldest eviction holds, and the stats queries.
 import { backoffDelay } from '../../core/backoff.ts'
 import type { Clock } from '../../core/clock.ts'
-import { asSluiceError, ErrorCode, sluiceError, type SluiceError } from '../../core/errors.ts'
+import { asSluiceError, ErrorCode, sluiceError } from '../../core/errors.ts'
 import { Heap } from '../../core/heap.ts'
 import { MovingRate } from '../../core/rate.ts'
 import { DeliveryGuarantee, Ordering, type ConsumerConfig, type LeasedRecord, type LeaseRef } from '../../core/types.ts'
 import type { PartitionLog } from '../log/partition-log.ts'
 import type { LogRecord } from '../log/record.ts'
+import { depth, oldestUnackedTimestamp, peekUnacked, unackedFrom } from './backlog.ts'
+import { EntryState, leaseKey, leasesHeld, toLeased } from './lease.ts'
+import type { Entry, Lease, LeaseHolder } from './lease.ts'
 import type { StateOp } from './state-journal.ts'
 import { offsetsToRanges, type PartitionState, type SubscriptionState } from './subscription-state.ts'
 
@@ -54,59 +57,6 @@ export interface DispatcherHost {
   ): Promise<void>
 }
 
-const EntryState = {
-  /** Behind another message of its chain. */
-  Blocked: 'blocked',
-  Ready: 'ready',
-  /** Waiting for its backoff. */
-  Waiting: 'waiting',
-  Leased: 'leased',
-  /** Being written to the dead-letter topic. */
-  Dying: 'dying',
-  /** Reserved by a drop-oldest eviction while its dead letter is written: not leased, and its chain waits. */
-  Evicting: 'evicting',
-  Done: 'done',
-} as const
-type EntryState = (typeof EntryState)[keyof typeof EntryState]
-
-interface Entry {
-  readonly partition: number
-  readonly offset: number
-  readonly record: LogRecord
-  /** The chain it belongs to; null: unordered. */
-  readonly chain: string | null
-  attempts: number
-  availableAt: number
-  state: EntryState
-  lease: Lease | null
-  /** At-most-once: acknowledged when handed out; held only to keep the order until its handler ends. */
-  preAcked: boolean
-}
-
-export interface Lease {
-  readonly entry: Entry
-  readonly consumer: LeaseHolder
-  readonly attempt: number
-  readonly grantedAt: number
-  readonly config: ConsumerConfig
-  deadline: number
-  /**
-   * A transaction acknowledging this message is being written: neither an
-   * expiry nor the consumer leaving may offer the message again meanwhile, or
-   * the redelivery would commit a second time. The commit's end settles it.
-   */
-  committing: boolean
-}
-
-/** What the dispatcher needs of a consumer. */
-export interface LeaseHolder {
-  readonly config: ConsumerConfig
-  readonly leases: Map<number, Lease>
-  leaseLost(ref: LeaseRef): void
-  /** Cut off: the subscription, its topic or the engine is gone. */
-  kill(reason: SluiceError): void
-}
-
 interface PartitionQueue {
   readonly index: number
   readonly state: PartitionState
@@ -132,15 +82,6 @@ interface Leaser {
   readonly resolve: (records: LeasedRecord[]) => void
   readonly reject: (err: unknown) => void
   readonly detach: () => void
-}
-
-/**
- * A lease's key in a consumer's map: a number, not a string, because one is
- * made per delivery. Exact while offsets stay below 2^43 (8.8 trillion
- * messages in one partition).
- */
-export function leaseKey(partition: number, offset: number): number {
-  return offset * 1024 + partition
 }
 
 export class Dispatcher {
@@ -681,7 +622,7 @@ export class Dispatcher {
   private pushDeadline(lease: Lease): void {
     this.deadlines.push({ lease, deadline: lease.deadline })
     this.armTimerFor(lease.deadline)
-    const live = this.inFlight
+    const live = leasesHeld(this.holders)
     if (this.deadlines.size > 2 * live + 1024) {
       this.deadlines.clear()
       for (const holder of this.holders)
@@ -865,9 +806,7 @@ export class Dispatcher {
 
   /** Messages of a partition at `from` and after that are stored and not acknowledged. */
   unackedFrom(partition: number, from: number): number {
-    const q = this.queues[partition]!
-    const start = Math.max(from, q.state.acks.floor, q.log.startOffset)
-    return Math.max(0, q.log.endOffset - start - q.state.acks.countIn(start, q.log.endOffset))
+    return unackedFrom(this.queues[partition]!, from)
   }
 
   /** Every offset below this is acknowledged, per partition. */
@@ -876,9 +815,7 @@ export class Dispatcher {
   }
 
   get inFlight(): number {
-    let n = 0
-    for (const holder of this.holders) n += holder.leases.size
-    return n
+    return leasesHeld(this.holders)
   }
 
   get delayedCount(): number {
@@ -889,42 +826,17 @@ export class Dispatcher {
 
   /** Stored messages not yet acknowledged. */
   depth(): number {
-    let depth = 0
-    for (const q of this.queues) {
-      const from = Math.max(q.state.acks.floor, q.log.startOffset)
-      depth += Math.max(0, q.log.endOffset - from - q.state.acks.countIn(from, q.log.endOffset))
-    }
-    return depth
+    return depth(this.queues)
   }
 
   /** Store time of the oldest message not yet acknowledged; null when there is none. */
-  async oldestUnackedTimestamp(): Promise<number | null> {
-    let oldest: number | null = null
-    for (const q of this.queues) {
-      const from = q.state.acks.nextUnacked(q.log.startOffset)
-      if (from >= q.log.endOffset) continue
-      const [record] = await q.log.read(from, 1)
-      if (record !== undefined) oldest = oldest === null ? record.timestamp : Math.min(oldest, record.timestamp)
-    }
-    return oldest
+  oldestUnackedTimestamp(): Promise<number | null> {
+    return oldestUnackedTimestamp(this.queues)
   }
 
   /** Unacknowledged records from the floor on, without leasing them. */
-  async peek(max: number): Promise<{ partition: number; record: LogRecord }[]> {
-    const out: { partition: number; record: LogRecord }[] = []
-    for (const q of this.queues) {
-      let from = q.state.acks.nextUnacked(q.log.startOffset)
-      while (out.length < max && from < q.log.endOffset) {
-        const records = await q.log.read(from, Math.min(1000, max - out.length + 100))
-        if (records.length === 0) break
-        for (const record of records) {
-          if (out.length >= max) break
-          if (!q.state.acks.has(record.offset)) out.push({ partition: q.index, record })
-        }
-        from = q.state.acks.nextUnacked(records[records.length - 1]!.offset + 1)
-      }
-    }
-    return out
+  peek(max: number): Promise<{ partition: number; record: LogRecord }[]> {
+    return peekUnacked(this.queues, max)
   }
 
   // --- transactions ---
@@ -1006,20 +918,4 @@ function pushTo(map: Map<number, number[]>, key: number, value: number): void {
 /** What an entry costs in memory, roughly: its payload plus the objects around it. */
 function entryBytes(record: LogRecord): number {
   return record.payload.length + 256
-}
-
-function toLeased(entry: Entry): LeasedRecord {
-  const r = entry.record
-  return {
-    id: r.id,
-    key: r.key,
-    headers: r.headers,
-    payload: r.payload,
-    format: r.format,
-    deliverAt: r.deliverAt,
-    partition: entry.partition,
-    offset: r.offset,
-    timestamp: r.timestamp,
-    attempt: entry.attempts,
-  }
 }
