@@ -69,6 +69,24 @@ export function leaseKey(partition: number, offset: number): number {
   return offset * 1024 + partition
 }
 
+/** Leases a ready entry to `holder` for one more attempt; the entry and the holder's map both name the lease. */
+export function grantLease(entry: Entry, holder: LeaseHolder, now: number): Lease {
+  entry.attempts++
+  entry.state = EntryState.Leased
+  const lease: Lease = {
+    entry,
+    consumer: holder,
+    attempt: entry.attempts,
+    grantedAt: now,
+    config: holder.config,
+    deadline: now + holder.config.ackTimeoutMs,
+    committing: false,
+  }
+  entry.lease = lease
+  holder.leases.set(leaseKey(entry.partition, entry.offset), lease)
+  return lease
+}
+
 /** The leases all `holders` hold. */
 export function leasesHeld(holders: Iterable<LeaseHolder>): number {
   let n = 0
