@@ -1,7 +1,8 @@
 import type { DriverConsumer } from '../../core/driver.ts'
 import { asSluiceError, ErrorCode, sluiceError, type SluiceError } from '../../core/errors.ts'
 import type { CommitResult, ConsumerConfig, LeasedRecord, LeaseRef, TransactionOutput } from '../../core/types.ts'
-import { leaseKey, type Dispatcher, type Lease, type LeaseHolder } from './dispatcher.ts'
+import type { Dispatcher } from './dispatcher.ts'
+import { leaseKey, type Lease, type LeaseHolder } from './lease.ts'
 
 /** One consumer of a subscription on the embedded engine. */
 export class EngineConsumer implements DriverConsumer, LeaseHolder {

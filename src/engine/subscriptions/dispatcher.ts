@@ -1,40 +1,23 @@
-// Over 500 lines, for now: one subscription's in-memory state machine (entries, leases, key chains, timers,
-// eviction holds, commits) whose parts change the same entries and must stay in step. The seams to split along
-// next: the lease deadlines and timer, the drop-oldest eviction holds, and the stats queries.
 import { backoffDelay } from '../../core/backoff.ts'
 import type { Clock } from '../../core/clock.ts'
-import { asSluiceError, ErrorCode, sluiceError, type SluiceError } from '../../core/errors.ts'
-import { Heap } from '../../core/heap.ts'
+import { ErrorCode, sluiceError } from '../../core/errors.ts'
 import { MovingRate } from '../../core/rate.ts'
-import { DeliveryGuarantee, Ordering, type ConsumerConfig, type LeasedRecord, type LeaseRef } from '../../core/types.ts'
+import { DeliveryGuarantee, type LeasedRecord, type LeaseRef } from '../../core/types.ts'
 import type { PartitionLog } from '../log/partition-log.ts'
 import type { LogRecord } from '../log/record.ts'
+import { depth, oldestUnackedTimestamp, peekUnacked, unackedFrom } from './backlog.ts'
+import { DeadLetters, type WriteDeadLetter } from './dead-letters.ts'
+import { DispatchTimer } from './dispatch-timer.ts'
+import { abortEviction, completeEviction, holds, reserveEviction } from './eviction-holds.ts'
+import { EntryState, grantLease, leaseKey, leasesHeld, toLeased } from './lease.ts'
+import type { Entry, Lease, LeaseHolder } from './lease.ts'
+import { LeaseCalls } from './lease-calls.ts'
+import { PartitionWindow } from './partition-window.ts'
 import type { StateOp } from './state-journal.ts'
-import { offsetsToRanges, type PartitionState, type SubscriptionState } from './subscription-state.ts'
+import { ackOps, ackRangesOp, pushOffset, pushTry, tryOps, unackOps, type DeliveryCounts } from './state-ops.ts'
+import { offsetsToRanges, type SubscriptionState } from './subscription-state.ts'
 
-/**
- * Hands out the messages of one subscription to its consumers under leases.
- *
- * Per partition, the dispatcher reads the log ahead of the acknowledged floor
- * into a bounded window of entries. An entry is eligible when its backoff has
- * passed and, under an ordering, it is the head of its chain: one chain per
- * key (`key`), or one per partition (`partition`, `global`). Only chain heads
- * are ever leased, so a key (or partition) has one message in flight, and a
- * failed message stays the head until it succeeds or is dead-lettered:
- * redeliveries go before any later message of the chain. Different chains
- * run in parallel across any number of consumers, which is what lets `key`
- * ordering scale past the partition count.
- *
- * A delayed message is not in the window until it is due; it then joins its
- * chain at the tail (its order among its key is the order it became visible;
- * messages due at the same time become visible in offset order).
- *
- * The window is bounded (`maxWindow` messages and `maxWindowBytes` per
- * partition, so memory stays bounded whatever the backlog): if one key falls far
- * behind, the window fills with its later messages' neighbours and reading
- * ahead pauses until acknowledgements make room.
- */
-
+/** What a dispatcher needs of the engine around it. */
 export interface DispatcherHost {
   readonly clock: Clock
   readonly logs: readonly PartitionLog[]
@@ -45,116 +28,29 @@ export interface DispatcherHost {
   /** Messages were acknowledged (the backlog may have shrunk). */
   progressed(count: number): void
   /** Appends a message that ran out of attempts to the dead-letter topic. */
-  deadLetter(
-    record: LogRecord,
-    partition: number,
-    attempts: number,
-    reason: string,
-    deadLetterTopic: string,
-  ): Promise<void>
-}
-
-const EntryState = {
-  /** Behind another message of its chain. */
-  Blocked: 'blocked',
-  Ready: 'ready',
-  /** Waiting for its backoff. */
-  Waiting: 'waiting',
-  Leased: 'leased',
-  /** Being written to the dead-letter topic. */
-  Dying: 'dying',
-  /** Reserved by a drop-oldest eviction while its dead letter is written: not leased, and its chain waits. */
-  Evicting: 'evicting',
-  Done: 'done',
-} as const
-type EntryState = (typeof EntryState)[keyof typeof EntryState]
-
-interface Entry {
-  readonly partition: number
-  readonly offset: number
-  readonly record: LogRecord
-  /** The chain it belongs to; null: unordered. */
-  readonly chain: string | null
-  attempts: number
-  availableAt: number
-  state: EntryState
-  lease: Lease | null
-  /** At-most-once: acknowledged when handed out; held only to keep the order until its handler ends. */
-  preAcked: boolean
-}
-
-export interface Lease {
-  readonly entry: Entry
-  readonly consumer: LeaseHolder
-  readonly attempt: number
-  readonly grantedAt: number
-  readonly config: ConsumerConfig
-  deadline: number
-  /**
-   * A transaction acknowledging this message is being written: neither an
-   * expiry nor the consumer leaving may offer the message again meanwhile, or
-   * the redelivery would commit a second time. The commit's end settles it.
-   */
-  committing: boolean
-}
-
-/** What the dispatcher needs of a consumer. */
-export interface LeaseHolder {
-  readonly config: ConsumerConfig
-  readonly leases: Map<number, Lease>
-  leaseLost(ref: LeaseRef): void
-  /** Cut off: the subscription, its topic or the engine is gone. */
-  kill(reason: SluiceError): void
-}
-
-interface PartitionQueue {
-  readonly index: number
-  readonly state: PartitionState
-  readonly log: PartitionLog
-  /** Next offset to read from the log. */
-  cursor: number
-  readonly window: Map<number, Entry>
-  readonly chains: Map<string, Entry[]>
-  readonly ready: Heap<Entry>
-  readonly delayed: Heap<{ offset: number; deliverAt: number }>
-  /** Delayed messages coming due join their chains through this, in the order they came due (reads may finish in any order). */
-  loading: Promise<void>
-  reading: boolean
-  /** Offsets reserved by a drop-oldest eviction that are not in the window: not read into it while reserved. */
-  readonly evicting: Set<number>
-  /** Payload bytes held by the window (the records stay in memory while they are in it). */
-  windowBytes: number
-}
-
-interface Leaser {
-  readonly holder: LeaseHolder
-  readonly max: number
-  readonly resolve: (records: LeasedRecord[]) => void
-  readonly reject: (err: unknown) => void
-  readonly detach: () => void
+  readonly deadLetter: WriteDeadLetter
 }
 
 /**
- * A lease's key in a consumer's map: a number, not a string, because one is
- * made per delivery. Exact while offsets stay below 2^43 (8.8 trillion
- * messages in one partition).
+ * Hands out the messages of one subscription to its consumers under leases.
+ *
+ * Per partition, a window (see PartitionWindow) holds the messages read
+ * ahead of the acknowledged floor. Under an ordering, only the head of a
+ * chain is ever leased: one chain per key (`key`), or one per partition
+ * (`partition`, `global`). So a key (or partition) has one message in
+ * flight, and a failed message stays the head until it succeeds or is
+ * dead-lettered: redeliveries go before any later message of the chain.
+ * Different chains run in parallel across any number of consumers, which is
+ * what lets `key` ordering scale past the partition count.
  */
-export function leaseKey(partition: number, offset: number): number {
-  return offset * 1024 + partition
-}
-
 export class Dispatcher {
-  private readonly queues: PartitionQueue[]
+  private readonly windows: PartitionWindow[]
   readonly holders = new Set<LeaseHolder>()
-  private readonly waiting = new Heap<Entry>((a, b) => a.availableAt < b.availableAt)
-  private readonly deadlines = new Heap<{ lease: Lease; deadline: number }>((a, b) => a.deadline < b.deadline)
-  private leasers: Leaser[] = []
-  private timerAt = Infinity
-  private cancelTimer: (() => void) | null = null
-  private wakeQueued = false
+  private readonly timer: DispatchTimer
+  private readonly calls: LeaseCalls
+  private readonly deadLetters: DeadLetters
   private next = 0
   private closed = false
-  private readError: unknown = null
   private readonly unsubscribes: (() => void)[] = []
   readonly counters = { acked: 0, redeliveries: 0, deadLettered: 0, dropped: 0, expiredUnread: 0 }
   /** Acknowledgements per second, a moving average over a minute. */
@@ -163,29 +59,47 @@ export class Dispatcher {
   constructor(
     readonly state: SubscriptionState,
     private readonly host: DispatcherHost,
-    private readonly maxWindow: number = 2048,
-    private readonly maxWindowBytes: number = 8 * 1024 * 1024,
+    maxWindow: number = 2048,
+    maxWindowBytes: number = 8 * 1024 * 1024,
   ) {
     this.processingRate = new MovingRate(host.clock.now(), 60_000)
-    this.queues = state.partitions.map((partitionState, index) => ({
-      index,
-      state: partitionState,
-      log: host.logs[index]!,
-      cursor: partitionState.acks.floor,
-      window: new Map(),
-      chains: new Map(),
-      ready: new Heap<Entry>((a, b) => a.offset < b.offset),
-      // Due at the same time: offset order (a heap alone leaves ties in any order).
-      delayed: new Heap<{ offset: number; deliverAt: number }>(
-        (a, b) => a.deliverAt < b.deliverAt || (a.deliverAt === b.deliverAt && a.offset < b.offset),
-      ),
-      loading: Promise.resolve(),
-      reading: false,
-      evicting: new Set(),
-      windowBytes: 0,
-    }))
-    for (const q of this.queues) {
-      this.unsubscribes.push(q.log.onAppend(() => this.fill(q)))
+    this.calls = new LeaseCalls({
+      take: (holder, max) => this.take(holder, max),
+      deliver: (holder, entries) => this.deliver(holder, entries),
+      readAhead: () => {
+        for (const w of this.windows) w.fill()
+      },
+    })
+    this.deadLetters = new DeadLetters({
+      clock: host.clock,
+      write: (...args) => host.deadLetter(...args),
+      gone: (entry, how) => {
+        this.counters[how]++
+        this.acknowledge(entry)
+        void this.host
+          .persist([ackRangesOp(this.state, entry.partition, [entry.offset, entry.offset + 1])])
+          .catch(() => undefined)
+      },
+      retry: (entry) => this.windowOf(entry).makeEligible(entry),
+    })
+    this.timer = new DispatchTimer(host.clock, state.partitions.length, this.holders, {
+      backoffPassed: (entry) => this.windowOf(entry).makeReady(entry),
+      due: (partition, offset) => this.windows[partition]!.loadDue(offset),
+      expired: (lease) => this.expire(lease),
+    })
+    const windowHost = {
+      clock: host.clock,
+      isClosed: () => this.closed,
+      hasConsumers: () => this.holders.size > 0,
+      readied: () => this.calls.wake(),
+      readFailed: (err: unknown) => this.calls.readFailed(err),
+    }
+    this.windows = state.partitions.map(
+      (_, index) =>
+        new PartitionWindow(index, state, host.logs[index]!, this.timer, windowHost, maxWindow, maxWindowBytes),
+    )
+    for (const w of this.windows) {
+      this.unsubscribes.push(w.log.onAppend(() => w.fill()))
     }
   }
 
@@ -201,22 +115,14 @@ export class Dispatcher {
     return this.host.clock.now()
   }
 
-  private chainOf(record: LogRecord): string | null {
-    switch (this.state.ordering) {
-      case Ordering.None:
-        return null
-      case Ordering.Key:
-        return record.key
-      case Ordering.Partition:
-      case Ordering.Global:
-        return ''
-    }
+  private windowOf(entry: Entry): PartitionWindow {
+    return this.windows[entry.partition]!
   }
 
   addHolder(holder: LeaseHolder): void {
     if (this.closed) throw sluiceError(ErrorCode.Closed, `subscription ${this.name} of topic ${this.topic} is closed`)
     this.holders.add(holder)
-    for (const q of this.queues) this.fill(q)
+    for (const w of this.windows) w.fill()
   }
 
   /**
@@ -236,130 +142,7 @@ export class Dispatcher {
       else givenBack.push(lease)
     }
     this.giveBack(givenBack)
-    for (const leaser of this.leasers.filter((l) => l.holder === holder)) {
-      this.leasers.splice(this.leasers.indexOf(leaser), 1)
-      leaser.detach()
-      leaser.resolve([])
-    }
-  }
-
-  // --- reading the log into the window ---
-
-  private fill(q: PartitionQueue): void {
-    if (q.reading || this.closed || this.holders.size === 0) return
-    q.cursor = q.state.acks.nextUnacked(q.cursor)
-    const room = this.maxWindow - q.window.size
-    // Read in batches: a read per acknowledgement would cost a disk read per message.
-    if (room < Math.min(256, this.maxWindow / 4) && q.window.size > 0) return
-    if (q.windowBytes >= this.maxWindowBytes && q.window.size > 0) return
-    if (q.cursor >= q.log.endOffset) return
-    q.reading = true
-    // Bound the read by bytes too: a thousand 1 MiB messages are not a read-ahead.
-    const meanBytes = q.log.bytes / Math.max(1, q.log.endOffset - q.log.startOffset)
-    const byBytes = Math.max(1, Math.floor((this.maxWindowBytes - q.windowBytes) / (meanBytes + 256)))
-    q.log.read(q.cursor, Math.min(room, 1000, byBytes)).then(
-      (records) => {
-        q.reading = false
-        if (this.closed) return
-        const now = this.now()
-        for (const record of records) {
-          if (record.offset < q.cursor) continue
-          q.cursor = record.offset + 1
-          if (q.state.acks.has(record.offset)) {
-            // Skip to the next gap within this read: reading again from there would read the same records again
-            // for every acknowledged one met (many, after a restart with delayed messages among consumed ones).
-            q.cursor = q.state.acks.nextUnacked(q.cursor)
-            continue
-          }
-          if (record.deliverAt > now) {
-            q.delayed.push({ offset: record.offset, deliverAt: record.deliverAt })
-            this.armTimerFor(record.deliverAt)
-            continue
-          }
-          this.addEntry(q, record)
-        }
-        if (records.length > 0) this.fill(q)
-      },
-      (err: unknown) => {
-        q.reading = false
-        this.readError = err
-        this.wake()
-      },
-    )
-  }
-
-  private addEntry(q: PartitionQueue, record: LogRecord): void {
-    if (q.window.has(record.offset) || q.evicting.has(record.offset)) return
-    const entry: Entry = {
-      partition: q.index,
-      offset: record.offset,
-      record,
-      chain: this.chainOf(record),
-      attempts: q.state.attempts.get(record.offset) ?? 0,
-      availableAt: this.now(),
-      state: EntryState.Blocked,
-      lease: null,
-      preAcked: false,
-    }
-    q.window.set(record.offset, entry)
-    q.windowBytes += entryBytes(record)
-    if (entry.chain === null) {
-      this.makeEligible(entry)
-      return
-    }
-    let chain = q.chains.get(entry.chain)
-    if (chain === undefined) {
-      chain = []
-      q.chains.set(entry.chain, chain)
-    }
-    chain.push(entry)
-    if (chain.length === 1) this.makeEligible(entry)
-  }
-
-  /** The entry heads its chain (or has none): ready now, or once its backoff has passed. */
-  private makeEligible(entry: Entry): void {
-    if (entry.availableAt <= this.now()) {
-      entry.state = EntryState.Ready
-      this.queues[entry.partition]!.ready.push(entry)
-      this.wake()
-    } else {
-      entry.state = EntryState.Waiting
-      this.waiting.push(entry)
-      this.armTimerFor(entry.availableAt)
-    }
-  }
-
-  /** Removes a finished entry; the next of its chain becomes eligible. */
-  private remove(entry: Entry): void {
-    const q = this.queues[entry.partition]!
-    entry.state = EntryState.Done
-    if (entry.lease !== null) {
-      entry.lease.consumer.leases.delete(leaseKey(entry.partition, entry.offset))
-      entry.lease = null
-    }
-    if (q.window.delete(entry.offset)) q.windowBytes -= entryBytes(entry.record)
-    q.state.attempts.delete(entry.offset)
-    if (entry.chain !== null) {
-      const chain = q.chains.get(entry.chain)!
-      const at = chain.indexOf(entry)
-      chain.splice(at, 1)
-      if (chain.length === 0) q.chains.delete(entry.chain)
-      // The new head may be reserved by an eviction: it then stays reserved, and its chain waits for it.
-      else if (at === 0 && chain[0]!.state === EntryState.Blocked) this.makeEligible(chain[0]!)
-    }
-    this.fill(q)
-  }
-
-  /** Acknowledges a finished entry: in memory now, in the journal by the returned promise. */
-  private complete(entry: Entry): Promise<void> {
-    const q = this.queues[entry.partition]!
-    this.remove(entry)
-    q.state.acks.add(entry.offset)
-    this.counters.acked++
-    this.acked(1)
-    return this.host.persist([
-      { t: 'ack', topic: this.topic, sub: this.name, p: entry.partition, r: [entry.offset, entry.offset + 1] },
-    ])
+    this.calls.leave(holder)
   }
 
   // --- leasing ---
@@ -368,70 +151,29 @@ export class Dispatcher {
   lease(holder: LeaseHolder, max: number, signal: AbortSignal): Promise<LeasedRecord[]> {
     if (this.closed)
       return Promise.reject(sluiceError(ErrorCode.Closed, `subscription ${this.name} of topic ${this.topic} is closed`))
-    if (this.readError !== null) {
-      const err = asSluiceError(this.readError)
-      this.readError = null
-      return Promise.reject(err)
-    }
-    const taken = this.take(holder, max)
-    if (taken.length > 0 || signal.aborted) return this.deliver(holder, taken)
-    for (const q of this.queues) this.fill(q)
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void => {
-        const at = this.leasers.indexOf(leaser)
-        if (at >= 0) this.leasers.splice(at, 1)
-        resolve([])
-      }
-      const leaser: Leaser = {
-        holder,
-        max,
-        resolve,
-        reject,
-        detach: () => signal.removeEventListener('abort', onAbort),
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      this.leasers.push(leaser)
-    })
+    return this.calls.lease(holder, max, signal)
   }
 
   private take(holder: LeaseHolder, max: number): Entry[] {
     const taken: Entry[] = []
-    const count = this.queues.length
+    const count = this.windows.length
     for (let i = 0; i < count && taken.length < max; i++) {
-      const q = this.queues[(this.next + i) % count]!
+      const w = this.windows[(this.next + i) % count]!
       while (taken.length < max) {
-        const entry = q.ready.pop()
+        const entry = w.ready.pop()
         if (entry === undefined) break
         if (entry.state !== EntryState.Ready) continue
         if (entry.attempts >= holder.config.maxAttempts) {
           // Delivered maxAttempts times already (e.g. before a crash): no more deliveries.
-          this.deadLetterEntry(entry, holder.config, 'delivered maxAttempts times without an acknowledgement')
+          this.deadLetters.add(entry, holder.config, 'delivered maxAttempts times without an acknowledgement')
           continue
         }
-        this.grant(entry, holder)
+        this.timer.watchDeadline(grantLease(entry, holder, this.now()))
         taken.push(entry)
       }
     }
     this.next = (this.next + 1) % count
     return taken
-  }
-
-  private grant(entry: Entry, holder: LeaseHolder): void {
-    const now = this.now()
-    entry.attempts++
-    entry.state = EntryState.Leased
-    const lease: Lease = {
-      entry,
-      consumer: holder,
-      attempt: entry.attempts,
-      grantedAt: now,
-      config: holder.config,
-      deadline: now + holder.config.ackTimeoutMs,
-      committing: false,
-    }
-    entry.lease = lease
-    holder.leases.set(leaseKey(entry.partition, entry.offset), lease)
-    this.pushDeadline(lease)
   }
 
   /** Turns granted entries into records; at-most-once acknowledges them (durably) before handing them out. */
@@ -443,65 +185,23 @@ export class Dispatcher {
       const byPartition = new Map<number, number[]>()
       for (const entry of entries) {
         entry.preAcked = true
-        this.queues[entry.partition]!.state.acks.add(entry.offset)
-        this.counters.acked++
+        this.windowOf(entry).state.acks.add(entry.offset)
         this.acked(1)
-        const list = byPartition.get(entry.partition) ?? []
-        list.push(entry.offset)
-        byPartition.set(entry.partition, list)
+        pushOffset(byPartition, entry.partition, entry.offset)
       }
-      await this.host.persist(
-        [...byPartition].map(([p, offsets]) => ({
-          t: 'ack',
-          topic: this.topic,
-          sub: this.name,
-          p,
-          r: offsetsToRanges(offsets),
-        })),
-      )
+      await this.host.persist(ackOps(this.state, byPartition))
       return records
     }
     // Delivery counts are written (not fsynced) before the messages are handed out: a message that
     // crashes its consumer at once, every time, still runs out of attempts and is dead-lettered.
-    const tries = new Map<number, { o: number[]; n: number[] }>()
+    const tries: DeliveryCounts = new Map()
     for (const e of entries) {
       // The state (snapshotted at close) keeps the count too, not just the journal: a clean restart must not reset it.
-      this.queues[e.partition]!.state.attempts.set(e.offset, e.attempts)
-      let t = tries.get(e.partition)
-      if (t === undefined) {
-        t = { o: [], n: [] }
-        tries.set(e.partition, t)
-      }
-      t.o.push(e.offset)
-      t.n.push(e.attempts)
+      this.windowOf(e).state.attempts.set(e.offset, e.attempts)
+      pushTry(tries, e.partition, e.offset, e.attempts)
     }
-    await this.host
-      .persistUnsynced([...tries].map(([p, t]) => ({ t: 'try', topic: this.topic, sub: this.name, p, o: t.o, n: t.n })))
-      .catch(() => undefined)
+    await this.host.persistUnsynced(tryOps(this.state, tries)).catch(() => undefined)
     return records
-  }
-
-  private wake(): void {
-    if (this.wakeQueued) return
-    this.wakeQueued = true
-    queueMicrotask(() => {
-      this.wakeQueued = false
-      while (this.leasers.length > 0) {
-        const leaser = this.leasers[0]!
-        if (this.readError !== null) {
-          this.leasers.shift()
-          leaser.detach()
-          leaser.reject(asSluiceError(this.readError))
-          this.readError = null
-          continue
-        }
-        const taken = this.take(leaser.holder, leaser.max)
-        if (taken.length === 0) break
-        this.leasers.shift()
-        leaser.detach()
-        this.deliver(leaser.holder, taken).then(leaser.resolve, leaser.reject)
-      }
-    })
   }
 
   // --- acknowledgements ---
@@ -525,28 +225,15 @@ export class Dispatcher {
       const lease = this.validLease(holder, ref)
       results.push(lease !== null)
       if (lease === null) continue
-      if (lease.entry.preAcked) {
-        this.remove(lease.entry)
-        continue
-      }
-      this.remove(lease.entry)
-      this.queues[ref.partition]!.state.acks.add(ref.offset)
-      this.counters.acked++
+      this.windowOf(lease.entry).remove(lease.entry)
+      if (lease.entry.preAcked) continue
+      this.windows[ref.partition]!.state.acks.add(ref.offset)
       acked++
-      const list = offsets.get(ref.partition) ?? []
-      list.push(ref.offset)
-      offsets.set(ref.partition, list)
+      pushOffset(offsets, ref.partition, ref.offset)
     }
     if (offsets.size === 0) return Promise.resolve(results)
     this.acked(acked)
-    const ops: StateOp[] = [...offsets].map(([p, list]) => ({
-      t: 'ack',
-      topic: this.topic,
-      sub: this.name,
-      p,
-      r: offsetsToRanges(list),
-    }))
-    return this.host.persist(ops).then(() => results)
+    return this.host.persist(ackOps(this.state, offsets)).then(() => results)
   }
 
   nack(holder: LeaseHolder, refs: readonly LeaseRef[], delayMs: number | null, reason: string): boolean[] {
@@ -566,7 +253,7 @@ export class Dispatcher {
       const deadline = Math.min(now + ms, lease.grantedAt + lease.config.maxLeaseMs)
       if (deadline <= now) return false
       lease.deadline = deadline
-      this.pushDeadline(lease)
+      this.timer.watchDeadline(lease)
       return true
     })
   }
@@ -588,33 +275,28 @@ export class Dispatcher {
    */
   private giveBack(leases: readonly Lease[]): void {
     if (leases.length === 0) return
-    const tries = new Map<number, { o: number[]; n: number[] }>()
+    const tries: DeliveryCounts = new Map()
     const unacked = new Map<number, number[]>()
     for (const lease of leases) {
       const entry = lease.entry
-      const q = this.queues[entry.partition]!
+      const w = this.windowOf(entry)
       lease.consumer.leases.delete(leaseKey(entry.partition, entry.offset))
       entry.lease = null
       entry.attempts--
       if (entry.preAcked) {
         entry.preAcked = false
-        if (q.state.acks.remove(entry.offset)) {
+        if (w.state.acks.remove(entry.offset)) {
           this.counters.acked--
-          pushTo(unacked, entry.partition, entry.offset)
+          pushOffset(unacked, entry.partition, entry.offset)
         }
       } else {
-        q.state.attempts.set(entry.offset, entry.attempts)
-        const t = tries.get(entry.partition) ?? { o: [], n: [] }
-        t.o.push(entry.offset)
-        t.n.push(entry.attempts)
-        tries.set(entry.partition, t)
+        w.state.attempts.set(entry.offset, entry.attempts)
+        pushTry(tries, entry.partition, entry.offset, entry.attempts)
       }
       entry.availableAt = this.now()
-      this.makeEligible(entry)
+      w.makeEligible(entry)
     }
-    const ops: StateOp[] = []
-    for (const [p, t] of tries) ops.push({ t: 'try', topic: this.topic, sub: this.name, p, o: t.o, n: t.n })
-    for (const [p, o] of unacked) ops.push({ t: 'unack', topic: this.topic, sub: this.name, p, o })
+    const ops = [...tryOps(this.state, tries), ...unackOps(this.state, unacked)]
     if (ops.length > 0) void this.host.persistUnsynced(ops).catch(() => undefined)
   }
 
@@ -630,166 +312,96 @@ export class Dispatcher {
     const entry = lease.entry
     if (entry.preAcked) {
       // At-most-once: never offered again.
-      this.remove(entry)
+      this.windowOf(entry).remove(entry)
       return
     }
     lease.consumer.leases.delete(leaseKey(entry.partition, entry.offset))
     entry.lease = null
     if (entry.attempts >= lease.config.maxAttempts) {
-      this.deadLetterEntry(entry, lease.config, reason)
+      this.deadLetters.add(entry, lease.config, reason)
       return
     }
     entry.availableAt = this.now() + (delayMs ?? backoffDelay(lease.config.backoff, entry.attempts))
     this.counters.redeliveries++
-    this.makeEligible(entry)
-  }
-
-  private deadLetterEntry(entry: Entry, config: ConsumerConfig, reason: string): void {
-    entry.state = EntryState.Dying
-    if (config.deadLetter === null) {
-      this.counters.dropped++
-      void this.complete(entry).catch(() => undefined)
-      return
-    }
-    const dying = this.host.deadLetter(entry.record, entry.partition, entry.attempts, reason, config.deadLetter).then(
-      () => {
-        if (entry.state !== EntryState.Dying) return
-        this.counters.deadLettered++
-        void this.complete(entry).catch(() => undefined)
-      },
-      () => {
-        // The dead letter could not be stored (disk full?): keep the message and try again later.
-        if (entry.state !== EntryState.Dying) return
-        entry.availableAt = this.now() + config.backoff.maxMs
-        this.makeEligible(entry)
-      },
-    )
-    this.dying.add(dying)
-    void dying.finally(() => this.dying.delete(dying))
+    this.windowOf(entry).makeEligible(entry)
   }
 
   /** Dead letters being stored: the engine waits for them before it closes, so none is stored twice. */
-  readonly dying = new Set<Promise<void>>()
-
-  // --- time ---
-
-  /**
-   * Heap items of finished or extended leases are dropped when they come up,
-   * but a lease lives far shorter than its timeout: without a sweep the heap
-   * would keep every message of the last ackTimeoutMs alive.
-   */
-  private pushDeadline(lease: Lease): void {
-    this.deadlines.push({ lease, deadline: lease.deadline })
-    this.armTimerFor(lease.deadline)
-    const live = this.inFlight
-    if (this.deadlines.size > 2 * live + 1024) {
-      this.deadlines.clear()
-      for (const holder of this.holders)
-        for (const l of holder.leases.values()) this.deadlines.push({ lease: l, deadline: l.deadline })
-    }
+  get dying(): ReadonlySet<Promise<void>> {
+    return this.deadLetters.pending
   }
 
-  /** Makes sure the timer fires by `at` (cheap: most deadlines are later than the timer already set). */
-  private armTimerFor(at: number): void {
-    if (at < this.timerAt) this.armTimer()
-  }
+  // --- retention, stats ---
 
-  private armTimer(): void {
-    let at = Infinity
-    const w = this.waiting.peek()
-    if (w !== undefined) at = Math.min(at, w.availableAt)
-    const d = this.deadlines.peek()
-    if (d !== undefined) at = Math.min(at, d.deadline)
-    for (const q of this.queues) {
-      const delayed = q.delayed.peek()
-      if (delayed !== undefined) at = Math.min(at, delayed.deliverAt)
-    }
-    if (at === Infinity || at >= this.timerAt || this.closed) return
-    this.cancelTimer?.()
-    this.timerAt = at
-    this.cancelTimer = this.host.clock.setTimer(() => this.onTimer(), at - this.now())
-  }
-
-  private onTimer(): void {
-    this.cancelTimer = null
-    this.timerAt = Infinity
-    if (this.closed) return
-    const now = this.now()
-    for (let w = this.waiting.peek(); w !== undefined && w.availableAt <= now; w = this.waiting.peek()) {
-      this.waiting.pop()
-      if (w.state !== EntryState.Waiting) continue
-      w.state = EntryState.Ready
-      this.queues[w.partition]!.ready.push(w)
-      this.wake()
-    }
-    for (const q of this.queues) {
-      for (let d = q.delayed.peek(); d !== undefined && d.deliverAt <= now; d = q.delayed.peek()) {
-        q.delayed.pop()
-        this.loadDelayed(q, d.offset)
-      }
-    }
-    for (let item = this.deadlines.peek(); item !== undefined && item.deadline <= now; item = this.deadlines.peek()) {
-      this.deadlines.pop()
-      const lease = item.lease
-      if (lease.entry.lease === lease && lease.deadline === item.deadline) this.expire(lease)
-    }
-    this.armTimer()
-  }
-
-  private loadDelayed(q: PartitionQueue, offset: number): void {
-    const read = q.log.read(offset, 1)
-    read.catch(() => undefined) // handled below, in turn; not an unhandled rejection meanwhile
-    q.loading = q.loading
-      .then(
-        () => read,
-        () => read,
-      )
-      .then(
-        ([record]) => {
-          if (this.closed || record?.offset !== offset || q.state.acks.has(offset)) return
-          this.addEntry(q, record)
-        },
-        (err: unknown) => {
-          this.readError = err
-          this.wake()
-        },
-      )
-  }
-
-  // --- retention, stats, close ---
-
+  /** Counts acknowledgements (each already in the window's acknowledged offsets). */
   private acked(count: number): void {
+    this.counters.acked += count
     this.processingRate.add(count, this.now())
     this.host.progressed(count)
   }
 
-  /** Retention deleted everything below `startOffset` in a partition: what was unread is counted, then forgotten. */
-  retentionDeleted(partition: number, startOffset: number): void {
-    const q = this.queues[partition]!
-    const before = q.state.acks.floor
-    const unread = q.state.acks.advanceTo(startOffset)
-    if (unread === 0 && before >= startOffset) return
-    this.counters.expiredUnread += unread
-    for (const entry of [...q.window.values()]) if (entry.offset < startOffset) this.remove(entry)
-    for (const offset of [...q.state.attempts.keys()]) if (offset < startOffset) q.state.attempts.delete(offset)
-    q.cursor = Math.max(q.cursor, startOffset)
-    void this.host
-      .persist([{ t: 'ack', topic: this.topic, sub: this.name, p: partition, r: [before, startOffset] }])
-      .catch(() => undefined)
+  /** Acknowledges a finished entry in memory: it leaves the window. */
+  private acknowledge(entry: Entry): void {
+    const w = this.windowOf(entry)
+    w.remove(entry)
+    w.state.acks.add(entry.offset)
+    this.acked(1)
   }
 
-  // --- drop-oldest eviction ---
+  /** Retention deleted everything below `startOffset` in a partition: what was unread is counted, then forgotten. */
+  retentionDeleted(partition: number, startOffset: number): void {
+    const w = this.windows[partition]!
+    const before = w.state.acks.floor
+    const unread = w.state.acks.advanceTo(startOffset)
+    if (unread === 0 && before >= startOffset) return
+    this.counters.expiredUnread += unread
+    w.forgetBelow(startOffset)
+    void this.host.persist([ackRangesOp(this.state, partition, [before, startOffset])]).catch(() => undefined)
+  }
 
-  /**
-   * Whether the subscription holds a message: leased (a handler may be
-   * running it, or its commit being written), being dead-lettered, or
-   * reserved by an eviction. drop-oldest never evicts a held message.
-   */
+  /** Whether a message is acknowledged. */
+  isAcked(partition: number, offset: number): boolean {
+    return this.windows[partition]!.state.acks.has(offset)
+  }
+
+  /** Messages of a partition at `from` and after that are stored and not acknowledged. */
+  unackedFrom(partition: number, from: number): number {
+    return unackedFrom(this.windows[partition]!, from)
+  }
+
+  /** Every offset below this is acknowledged, per partition. */
+  floor(partition: number): number {
+    return this.windows[partition]!.state.acks.floor
+  }
+
+  get inFlight(): number {
+    return leasesHeld(this.holders)
+  }
+
+  get delayedCount(): number {
+    return this.timer.delayedCount
+  }
+
+  /** Stored messages not yet acknowledged. */
+  depth(): number {
+    return depth(this.windows)
+  }
+
+  /** Store time of the oldest message not yet acknowledged; null when there is none. */
+  oldestUnackedTimestamp(): Promise<number | null> {
+    return oldestUnackedTimestamp(this.windows)
+  }
+
+  /** Unacknowledged records from the floor on, without leasing them. */
+  peek(max: number): Promise<{ partition: number; record: LogRecord }[]> {
+    return peekUnacked(this.windows, max)
+  }
+
+  // --- drop-oldest eviction (see eviction-holds.ts) ---
+
+  /** Whether the subscription holds a message: drop-oldest never evicts a held message. */
   holds(partition: number, offset: number): boolean {
-    const q = this.queues[partition]!
-    if (q.evicting.has(offset)) return true
-    const state = q.window.get(offset)?.state
-    return state === EntryState.Leased || state === EntryState.Dying || state === EntryState.Evicting
+    return holds(this.windows[partition]!, offset)
   }
 
   /** Messages held (see `holds`) in the window: how many an eviction may have to pass over. */
@@ -799,132 +411,26 @@ export class Dispatcher {
 
   /**
    * drop-oldest chose these messages (none held): reserves those this
-   * subscription has not acknowledged, so that none is leased, and their
-   * chains wait, while their dead letters are written. Resolves nothing by
-   * itself: `completeEviction` or `abortEviction` follows. Returns the
-   * offsets reserved.
+   * subscription has not acknowledged. Resolves nothing by itself:
+   * `completeEviction` or `abortEviction` follows. Returns the offsets reserved.
    */
   reserveEviction(partition: number, offsets: readonly number[]): number[] {
-    const q = this.queues[partition]!
-    const reserved: number[] = []
-    for (const offset of offsets) {
-      if (q.state.acks.has(offset)) continue
-      if (this.holds(partition, offset)) {
-        throw sluiceError(ErrorCode.Internal, `drop-oldest chose message ${partition}/${offset}, which is held`)
-      }
-      reserved.push(offset)
-      const entry = q.window.get(offset)
-      // Ready or waiting entries stay in their heaps: take and the timer pass over what is no longer in that state.
-      if (entry !== undefined) entry.state = EntryState.Evicting
-      else q.evicting.add(offset)
-    }
-    return reserved
+    return reserveEviction(this.windows[partition]!, offsets)
   }
 
   /** The reserved messages' dead letters are stored: they are acknowledged, counted as dropped, never delivered. */
   completeEviction(partition: number, offsets: readonly number[]): Promise<void> {
-    const q = this.queues[partition]!
-    for (const offset of offsets) {
-      q.evicting.delete(offset)
-      const entry = q.window.get(offset)
-      if (entry !== undefined) this.remove(entry)
-      else q.state.attempts.delete(offset)
-      q.state.acks.add(offset)
-    }
+    const w = this.windows[partition]!
+    completeEviction(w, offsets)
     this.counters.dropped += offsets.length
     if (offsets.length === 0) return Promise.resolve()
-    this.fill(q)
-    return this.host.persist([
-      { t: 'ack', topic: this.topic, sub: this.name, p: partition, r: offsetsToRanges(offsets) },
-    ])
+    w.fill()
+    return this.host.persist([ackRangesOp(this.state, partition, offsetsToRanges(offsets))])
   }
 
   /** The dead letters could not be stored: the reserved messages are offered again, where they were. */
   abortEviction(partition: number, offsets: readonly number[]): void {
-    const q = this.queues[partition]!
-    let reread = Infinity
-    for (const offset of offsets) {
-      if (q.evicting.delete(offset)) {
-        // Passed over by reading while reserved: read again from there.
-        reread = Math.min(reread, offset)
-        continue
-      }
-      const entry = q.window.get(offset)
-      if (entry?.state !== EntryState.Evicting) continue
-      entry.state = EntryState.Blocked
-      if (entry.chain === null || q.chains.get(entry.chain)?.[0] === entry) this.makeEligible(entry)
-    }
-    if (reread < q.cursor) q.cursor = reread
-    this.fill(q)
-  }
-
-  /** Whether a message is acknowledged. */
-  isAcked(partition: number, offset: number): boolean {
-    return this.queues[partition]!.state.acks.has(offset)
-  }
-
-  /** Messages of a partition at `from` and after that are stored and not acknowledged. */
-  unackedFrom(partition: number, from: number): number {
-    const q = this.queues[partition]!
-    const start = Math.max(from, q.state.acks.floor, q.log.startOffset)
-    return Math.max(0, q.log.endOffset - start - q.state.acks.countIn(start, q.log.endOffset))
-  }
-
-  /** Every offset below this is acknowledged, per partition. */
-  floor(partition: number): number {
-    return this.queues[partition]!.state.acks.floor
-  }
-
-  get inFlight(): number {
-    let n = 0
-    for (const holder of this.holders) n += holder.leases.size
-    return n
-  }
-
-  get delayedCount(): number {
-    let n = 0
-    for (const q of this.queues) n += q.delayed.size
-    return n
-  }
-
-  /** Stored messages not yet acknowledged. */
-  depth(): number {
-    let depth = 0
-    for (const q of this.queues) {
-      const from = Math.max(q.state.acks.floor, q.log.startOffset)
-      depth += Math.max(0, q.log.endOffset - from - q.state.acks.countIn(from, q.log.endOffset))
-    }
-    return depth
-  }
-
-  /** Store time of the oldest message not yet acknowledged; null when there is none. */
-  async oldestUnackedTimestamp(): Promise<number | null> {
-    let oldest: number | null = null
-    for (const q of this.queues) {
-      const from = q.state.acks.nextUnacked(q.log.startOffset)
-      if (from >= q.log.endOffset) continue
-      const [record] = await q.log.read(from, 1)
-      if (record !== undefined) oldest = oldest === null ? record.timestamp : Math.min(oldest, record.timestamp)
-    }
-    return oldest
-  }
-
-  /** Unacknowledged records from the floor on, without leasing them. */
-  async peek(max: number): Promise<{ partition: number; record: LogRecord }[]> {
-    const out: { partition: number; record: LogRecord }[] = []
-    for (const q of this.queues) {
-      let from = q.state.acks.nextUnacked(q.log.startOffset)
-      while (out.length < max && from < q.log.endOffset) {
-        const records = await q.log.read(from, Math.min(1000, max - out.length + 100))
-        if (records.length === 0) break
-        for (const record of records) {
-          if (out.length >= max) break
-          if (!q.state.acks.has(record.offset)) out.push({ partition: q.index, record })
-        }
-        from = q.state.acks.nextUnacked(records[records.length - 1]!.offset + 1)
-      }
-    }
-    return out
+    abortEviction(this.windows[partition]!, offsets)
   }
 
   // --- transactions ---
@@ -937,7 +443,7 @@ export class Dispatcher {
   /** Keeps a lease from expiring while its transaction is written (beyond maxLeaseMs: the commit is under way). */
   hold(lease: Lease, ms: number): void {
     lease.deadline = this.now() + ms
-    this.pushDeadline(lease)
+    this.timer.watchDeadline(lease)
   }
 
   /** A transaction acknowledging this lease is being written (see `Lease.committing`). */
@@ -954,16 +460,12 @@ export class Dispatcher {
   completeCommitted(lease: Lease): void {
     lease.committing = false
     const entry = lease.entry
-    const q = this.queues[entry.partition]!
-    if (entry.state === EntryState.Done || q.state.acks.has(entry.offset)) return
+    if (entry.state === EntryState.Done || this.windowOf(entry).state.acks.has(entry.offset)) return
     const current = entry.lease
     if (current !== null && current !== lease) {
       current.consumer.leaseLost({ partition: entry.partition, offset: entry.offset, attempt: current.attempt })
     }
-    this.remove(entry)
-    q.state.acks.add(entry.offset)
-    this.counters.acked++
-    this.acked(1)
+    this.acknowledge(entry)
   }
 
   /**
@@ -979,47 +481,15 @@ export class Dispatcher {
       return
     }
     lease.deadline = Math.max(this.now(), deadline)
-    this.pushDeadline(lease)
+    this.timer.watchDeadline(lease)
   }
 
   /** Stops dispatching: waiting lease calls fail with CLOSED. */
   close(reason: string): void {
     if (this.closed) return
     this.closed = true
-    this.cancelTimer?.()
+    this.timer.stop()
     for (const unsubscribe of this.unsubscribes) unsubscribe()
-    const err = sluiceError(ErrorCode.Closed, reason)
-    for (const leaser of this.leasers) {
-      leaser.detach()
-      leaser.reject(err)
-    }
-    this.leasers = []
-  }
-}
-
-function pushTo(map: Map<number, number[]>, key: number, value: number): void {
-  const list = map.get(key)
-  if (list === undefined) map.set(key, [value])
-  else list.push(value)
-}
-
-/** What an entry costs in memory, roughly: its payload plus the objects around it. */
-function entryBytes(record: LogRecord): number {
-  return record.payload.length + 256
-}
-
-function toLeased(entry: Entry): LeasedRecord {
-  const r = entry.record
-  return {
-    id: r.id,
-    key: r.key,
-    headers: r.headers,
-    payload: r.payload,
-    format: r.format,
-    deliverAt: r.deliverAt,
-    partition: entry.partition,
-    offset: r.offset,
-    timestamp: r.timestamp,
-    attempt: entry.attempts,
+    this.calls.close(sluiceError(ErrorCode.Closed, reason))
   }
 }
