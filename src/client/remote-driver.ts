@@ -18,21 +18,7 @@ import { asArray, asInt, asObject, decodeReceipts, decodeStoredRecord, encodeApp
 import { ClientConnection, type ConnectionOptions } from './connection.ts'
 import { RemoteConsumer } from './remote-consumer.ts'
 
-/**
- * The driver for `sluice://host:port`: the same contract as the embedded
- * engine, carried over the broker protocol. Appends carry this client's
- * producer id and a sequence per record, so a publish whose answer was lost
- * can be sent again without being stored twice.
- */
-interface PendingAppend {
-  readonly wire: unknown[]
-  /** An estimate of its encoded size, for the frame limit. */
-  readonly bytes: number
-  readonly resolve: (receipts: Receipt[]) => void
-  readonly reject: (err: unknown) => void
-}
-
-/** Groups appends, in order, into runs that fit the frame limit (an append larger than the limit is split). */
+/** Groups records, in order, into runs that fit the frame limit. */
 function chunked<T extends { readonly wire: unknown[]; readonly bytes: number }>(
   appends: readonly T[],
   limit: number,
@@ -53,9 +39,12 @@ function chunked<T extends { readonly wire: unknown[]; readonly bytes: number }>
   return chunks
 }
 
-/** Records that make an APPEND go out at once rather than at the end of the turn. */
-const flushRecords = 128
-
+/**
+ * The driver for `sluice://host:port`: the same contract as the embedded
+ * engine, carried over the broker protocol. Appends carry this client's
+ * producer id and a sequence per record, so a publish whose answer was lost
+ * can be sent again without being stored twice.
+ */
 export class RemoteDriver implements Driver {
   private readonly connection: ClientConnection
   private readonly consumers = new Map<number, RemoteConsumer>()
@@ -65,10 +54,6 @@ export class RemoteDriver implements Driver {
   private requestProducer: string | undefined
   private sequence = 0
   private closed = false
-  /** Appends waiting for this turn's flush, by topic. */
-  private readonly pendingAppends = new Map<string, PendingAppend[]>()
-  private flushScheduled = false
-  private pendingRecords = 0
   /** Appends sent and not yet answered: close() waits for them, so that what was stored is reported stored. */
   private readonly appending = new Set<Promise<Receipt[]>>()
   /** The broker's, from its last WELCOME (a reconnect may reach a broker that has others), read once per WELCOME. */
@@ -134,7 +119,6 @@ export class RemoteDriver implements Driver {
     const limit = Math.floor(this.connection.maxFrameBytes / 2)
     const wire: unknown[] = []
     const sizes: number[] = []
-    let bytes = 0
     for (const record of records) {
       const size = record.payload.length + 200
       if (size > limit) {
@@ -145,7 +129,6 @@ export class RemoteDriver implements Driver {
           { details: { size: record.payload.length, maxFrameBytes: frameBytes } },
         )
       }
-      bytes += size
       // The usual caller (Sluice) stamps its own producer id on every record: that one travels once per request.
       this.requestProducer ??= record.producerId ?? this.producerId
       const producerId = record.producerId ?? this.producerId
@@ -153,27 +136,8 @@ export class RemoteDriver implements Driver {
       wire.push(encoded)
       sizes.push(size)
     }
-    if (options.timeoutMs === undefined && options.signal === undefined && bytes <= limit) {
-      // Appends made in the same turn of the event loop travel as one request (see flushAppends).
-      return new Promise<Receipt[]>((resolve, reject) => {
-        let queue = this.pendingAppends.get(topic)
-        if (queue === undefined) {
-          queue = []
-          this.pendingAppends.set(topic, queue)
-        }
-        queue.push({ wire, bytes, resolve, reject })
-        this.pendingRecords += wire.length
-        if (this.pendingRecords >= flushRecords) {
-          // Enough for a request: send it now, so the broker works on it while this turn makes the next ones.
-          this.flushAppends()
-          this.connection.flushWrites()
-        } else if (!this.flushScheduled) {
-          this.flushScheduled = true
-          setImmediate(() => this.flushAppends())
-        }
-      })
-    }
-    // Sent alone: with its own wait or signal, or too large for one frame (then in several requests).
+    // One request, or several when the records do not fit one frame. Publishes of one turn come here already
+    // gathered into one append (core/publish-gather.ts).
     const items = wire.map((encoded, i) => ({ wire: [encoded], bytes: sizes[i]! }))
     const results = await Promise.all(
       chunked(items, limit).map((chunk) =>
@@ -185,44 +149,6 @@ export class RemoteDriver implements Driver {
       ),
     )
     return results.flat()
-  }
-
-  /**
-   * Sends the appends queued since the last flush, one request per topic (split
-   * at the frame limit), and hands each caller its own receipts. If a merged
-   * request fails, each append in it is sent again alone, so that one caller's
-   * refusal is not another's: records carry producer sequences, so whatever the
-   * failed request did store is recognised, not stored twice.
-   */
-  private flushAppends(): void {
-    this.flushScheduled = false
-    this.pendingRecords = 0
-    const limit = Math.floor(this.connection.maxFrameBytes / 2)
-    for (const [topic, queue] of this.pendingAppends) {
-      for (const chunk of chunked(queue, limit)) {
-        this.sendAppend(
-          topic,
-          chunk.flatMap((a) => a.wire),
-          {},
-        ).then(
-          (receipts) => {
-            let at = 0
-            for (const a of chunk) {
-              a.resolve(receipts.slice(at, at + a.wire.length))
-              at += a.wire.length
-            }
-          },
-          (err: unknown) => {
-            if (chunk.length === 1) {
-              chunk[0]!.reject(err)
-              return
-            }
-            for (const a of chunk) this.sendAppend(topic, a.wire, {}).then(a.resolve, a.reject)
-          },
-        )
-      }
-    }
-    this.pendingAppends.clear()
   }
 
   private sendAppend(topic: string, wire: unknown[], options: AppendOptions): Promise<Receipt[]> {
@@ -325,10 +251,8 @@ export class RemoteDriver implements Driver {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    // Appends waiting for this turn's flush go out now, and appends sent get up to 5 s for their answers before
-    // the connection ends, so that a stored message is not reported CLOSED (one blocked on a full topic may
-    // wait longer: it is cut off, and may or may not be stored).
-    if (this.flushScheduled) this.flushAppends()
+    // Appends sent get up to 5 s for their answers before the connection ends, so that a stored message is not
+    // reported CLOSED (one blocked on a full topic may wait longer: it is cut off, and may or may not be stored).
     const answered = Promise.allSettled([...this.appending])
     let timer: NodeJS.Timeout | undefined
     await Promise.race([answered, new Promise((resolve) => (timer = setTimeout(resolve, 5000)))])
