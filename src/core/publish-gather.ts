@@ -1,3 +1,4 @@
+import { PayloadFormat } from './codec.ts'
 import type { AppendRecord, Receipt } from './types.ts'
 
 type Append = (topic: string, records: AppendRecord[]) => Promise<Receipt[]>
@@ -43,8 +44,11 @@ export class PublishGather {
       this.waiting.set(topic, fresh)
       queueMicrotask(() => this.flush(topic, fresh))
     }
-    // Copied now: the append happens after the caller has returned, and it may reuse its buffers.
-    const copies = records.map((record) => ({ ...record, payload: Buffer.from(record.payload) }))
+    // The append happens after the caller has returned, and it may reuse its buffers: bytes it gave (or its codec
+    // made) are copied now. JSON was encoded into a fresh buffer of ours, so the hot default path copies nothing.
+    const copies = records.map((record) =>
+      record.format === PayloadFormat.Json ? record : { ...record, payload: Buffer.from(record.payload) },
+    )
     const list = entries
     return new Promise((resolve, reject) => list.push({ records: copies, resolve, reject }))
   }
