@@ -19,8 +19,8 @@
  *   own: they are kept for the span (at least producerWindowMs), at most two.
  *
  * appendRecords appends `count` records to the partition whose keys are
- * P = {log, ids, ids2, meta}; false when the topic's generation is not `gen`
- * (deleted). From ARGV[base]: the id dedup window in ms, then a MessagePack
+ * P = {log, ids, ids2, meta}, whose generation appendPlan has checked.
+ * From ARGV[base]: the id dedup window in ms, then a MessagePack
  * array of 8 values a record (idKey or false, sequence field or false,
  * sequence, id, key or false, headers JSON or false, format, deliverAt; see
  * append-args.ts), then the `count` payloads.
@@ -42,11 +42,10 @@ local function dedupTables(P, now, span, sinceText, currentText)
   if current == 'a' then return P[2], P[3] end
   return P[3], P[2]
 end
-local function appendRecords(P, gen, now, channel, partition, span, base, count)
+local function appendRecords(P, now, channel, partition, span, base, count)
   local log, pmeta = P[1], P[4]
-  local state = redis.call('HMGET', pmeta, 'gen', 'idsSince', 'idsCurrent')
-  if state[1] ~= gen then return false end
-  local cur, old = dedupTables(P, now, span, state[2], state[3])
+  local state = redis.call('HMGET', pmeta, 'idsSince', 'idsCurrent')
+  local cur, old = dedupTables(P, now, span, state[1], state[2])
   local idWindow = tonumber(ARGV[base])
   local m = cmsgpack.unpack(ARGV[base + 1])
   -- The fields to look up: ids, and each sequence field once.
@@ -193,7 +192,7 @@ local plan, gone = appendPlan(0, 3, tonumber(ARGV[2]))
 if gone then return { 'gone', gone - 1 } end
 local out = {}
 for _, p in ipairs(plan) do
-  for _, v in ipairs(appendRecords(p.P, p.gen, now, p.channel, p.partition, p.span, p.base, p.count)) do
+  for _, v in ipairs(appendRecords(p.P, now, p.channel, p.partition, p.span, p.base, p.count)) do
     out[#out + 1] = v
   end
 end

@@ -41,7 +41,7 @@ settle(S, tonumber(o), lease.key, now, 'acked')
 flushSettled(S, now)
 local parts = {}
 for g, p in ipairs(plan) do
-  local out = appendRecords(p.P, p.gen, now, p.channel, p.partition, p.span, p.base, p.count)
+  local out = appendRecords(p.P, now, p.channel, p.partition, p.span, p.base, p.count)
   local items = {}
   for i = 1, #out, 2 do items[#items + 1] = out[i] .. ":" .. out[i + 1] end
   parts[g] = table.concat(items, ",")
