@@ -1,3 +1,5 @@
+// Over 500 lines: every backpressure case of the suite (bounds with reject, block and drop-oldest, rate limits,
+// the stats that count them), each one promise of SEMANTICS.md, gated by the capability it needs.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ErrorCode, QueueFullError, RateLimitedError, SluiceError } from '../../errors.ts'
